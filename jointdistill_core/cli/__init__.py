@@ -1,0 +1,45 @@
+"""The `jointdistill` command. Each subcommand lives in its own module of this package and
+exposes `register(subparsers)`; adding a subcommand is one module plus one line below."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Module names under jointdistill_core.cli, in the order `--help` lists them.
+SUBCOMMAND_MODULES = [
+]
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='jointdistill',
+        description='One network for metric depth and semantic segmentation, trained by '
+                    'adaptive multi-teacher distillation. Subcommands below; '
+                    '`jointdistill SUBCOMMAND --help` for each.')
+    subparsers = parser.add_subparsers(dest='command', metavar='SUBCOMMAND', required=True)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f'{__name__}.{name}').register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args)
+    except CliError as error:
+        print(f'jointdistill {args.command}: error: {error}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f'jointdistill {args.command}: interrupted', file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets. Every source yields the same sample type, see `jointdistill_core.data.sample`."""

@@ -1,0 +1,56 @@
+"""The one sample type shared by every dataset.
+
+A sample is a plain dict, so PyTorch's default collate batches it:
+
+- ``image``: float32 tensor (3, H, W), RGB in [0, 1]
+- ``depth``: float32 tensor (1, H, W), metres along the optical axis, 0 = invalid
+- ``labels``: int64 tensor (H, W), class ids, 255 = void
+- ``K``: float32 tensor (3, 3), pinhole intrinsics in pixels of this (H, W); present only
+  when the source knows it (use `has_intrinsics`)
+
+A batch (N samples) has the same keys with a leading N dimension.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+IGNORE_INDEX = 255
+IMAGE, DEPTH, LABELS, INTRINSICS = 'image', 'depth', 'labels', 'K'
+
+
+def make_sample(image: np.ndarray, depth: np.ndarray | None, labels: np.ndarray | None,
+                K: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """Build a sample from numpy arrays.
+
+    image: (H, W, 3) uint8, or float in [0, 1]. depth: (H, W) metres, 0 or non-finite =
+    invalid (stored as 0); None = unknown (all invalid). labels: (H, W) ints, 255 void;
+    None = unknown (all void). K: (3, 3) or None.
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'image must be (H, W, 3), got shape {image.shape}')
+    height, width = image.shape[:2]
+    if image.dtype == np.uint8:
+        image_tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
+    else:
+        image_tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
+    if depth is None:
+        depth = np.zeros((height, width), np.float32)
+    if labels is None:
+        labels = np.full((height, width), IGNORE_INDEX, np.int64)
+    for name, array in (('depth', depth), ('labels', labels)):
+        if array.shape != (height, width):
+            raise ValueError(f'{name} shape {array.shape} does not match image {(height, width)}')
+    depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
+    sample = {
+        IMAGE: image_tensor,
+        DEPTH: torch.from_numpy(depth)[None],
+        LABELS: torch.from_numpy(labels.astype(np.int64)),
+    }
+    if K is not None:
+        sample[INTRINSICS] = torch.as_tensor(np.asarray(K, np.float32).reshape(3, 3))
+    return sample
+
+
+def has_intrinsics(sample: dict) -> bool:
+    return INTRINSICS in sample

@@ -1,0 +1,1 @@
+"""Networks: the multi-task student, single-task teachers, external (file) teachers."""
