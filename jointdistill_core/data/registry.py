@@ -1,0 +1,121 @@
+"""One entry point for every dataset: `build_dataset('nyuv2:/data/nyuv2', 'train', ...)`.
+
+Spec forms (the `--data` argument of the commands):
+
+    synthetic            synthetic street scenes rendered on the fly (7 classes)
+    synthetic:DIR        synthetic scenes written by `jointdistill data synth --out DIR`
+    nyuv2:DIR            mtan-format NYUv2 (13 classes)
+    cityscapes:DIR       mtan-format Cityscapes, 7 classes (label_7)
+    cityscapes19:DIR     mtan-format Cityscapes, 19 classes (label_19)
+    folder:DIR           rgb/ + optional depth/, labels/, K (see data/folder.py)
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from jointdistill_core.data.augment import (Compose, RandomHorizontalFlip, RandomScaleCrop,
+                                            resize_sample)
+from jointdistill_core.data.folder import FolderDataset, read_class_names
+from jointdistill_core.data.mtan import DatasetError, MtanDataset
+
+SPEC_FORMS = ('synthetic', 'synthetic:DIR', 'nyuv2:DIR', 'cityscapes:DIR', 'cityscapes19:DIR',
+              'folder:DIR')
+# On-the-fly synthetic defaults when the caller gives no size / frame count.
+DEFAULT_SYNTHETIC_SIZE = (128, 256)
+DEFAULT_SYNTHETIC_FRAMES = {'train': 2000, 'val': 200, 'test': 200}
+SYNTHETIC_NUM_CLASSES = 7
+
+__all__ = ['DatasetError', 'SPEC_FORMS', 'TransformedDataset', 'build_dataset', 'parse_spec']
+
+
+class TransformedDataset(Dataset):
+    """A dataset whose samples pass through `transform` (a sample dict -> sample dict)."""
+
+    def __init__(self, dataset: Dataset, transform: Callable[[dict], dict]) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.transform(self.dataset[index])
+
+
+def parse_spec(spec: str) -> tuple[str, Path | None]:
+    """'kind:DIR' -> (kind, Path(DIR)); 'synthetic' -> ('synthetic', None)."""
+    kind, separator, directory = spec.partition(':')
+    valid_kinds = {form.partition(':')[0] for form in SPEC_FORMS}
+    if kind not in valid_kinds or (separator and not directory) or (
+            not separator and kind != 'synthetic'):
+        raise DatasetError(f'unknown dataset spec {spec!r}; valid forms: {", ".join(SPEC_FORMS)}')
+    return kind, Path(directory) if directory else None
+
+
+def _folder_num_classes(root: Path, num_classes: int | None) -> int:
+    names = read_class_names(root)
+    if names is not None and num_classes is not None and len(names) != num_classes:
+        raise DatasetError(f'{root / "classes.txt"} lists {len(names)} classes but '
+                           f'num_classes={num_classes} was given')
+    if names is not None:
+        return len(names)
+    if num_classes is None:
+        raise DatasetError(f'{root}: say how many classes the labels have, with num_classes '
+                           f'or a classes.txt (one name per line)')
+    return num_classes
+
+
+def _base_dataset(kind: str, directory: Path | None, split: str, size: tuple[int, int] | None,
+                  num_frames: int | None, num_classes: int | None) -> tuple[Dataset, int]:
+    if kind == 'synthetic' and directory is None:
+        from jointdistill_core.data.synthetic import SyntheticStreetDataset
+        if split not in DEFAULT_SYNTHETIC_FRAMES:
+            raise DatasetError(f'synthetic split must be one of {sorted(DEFAULT_SYNTHETIC_FRAMES)}, '
+                               f'got {split!r}')
+        height, width = size or DEFAULT_SYNTHETIC_SIZE
+        frames = num_frames if num_frames is not None else DEFAULT_SYNTHETIC_FRAMES[split]
+        return SyntheticStreetDataset(split, frames, height, width), SYNTHETIC_NUM_CLASSES
+    if kind == 'folder':
+        classes = _folder_num_classes(directory, num_classes)
+        return FolderDataset(directory, classes), classes
+    if kind == 'cityscapes19':
+        if num_classes not in (None, 19):
+            raise DatasetError(f'cityscapes19 has 19 classes, got num_classes={num_classes}')
+        kind, num_classes = 'cityscapes', 19
+    dataset = MtanDataset(directory, split, kind, num_classes)
+    return dataset, dataset.num_classes
+
+
+def build_dataset(spec: str, split: str, size: tuple[int, int] | None = None,
+                  num_frames: int | None = None, augment: bool = False,
+                  num_classes: int | None = None) -> tuple[Dataset, int]:
+    """Build the dataset named by `spec` (see the module docstring) for `split`.
+
+    size: (H, W) pixels every sample is resized to (on-the-fly synthetic renders at that
+    size; default 128x256). num_frames: use the first N samples (on-the-fly synthetic: render
+    N; defaults 2000 train, 200 val/test). augment: random scale-crop (1, 1.2, 1.5) then
+    horizontal flip, drawn from torch's global RNG. num_classes: Cityscapes 7 or 19; folder
+    datasets without classes.txt need it. Returns (dataset, num_classes).
+    """
+    kind, directory = parse_spec(spec)
+    if num_frames is not None and num_frames < 1:
+        raise DatasetError(f'num_frames must be >= 1, got {num_frames}')
+    dataset, classes = _base_dataset(kind, directory, split, size, num_frames, num_classes)
+    if num_frames is not None and len(dataset) != num_frames:
+        if num_frames > len(dataset):
+            raise DatasetError(f'{spec} split {split!r} has {len(dataset)} samples, fewer than '
+                               f'the {num_frames} asked for')
+        dataset = torch.utils.data.Subset(dataset, range(num_frames))
+    transforms: list[Callable[[dict], dict]] = []
+    if size is not None:
+        transforms.append(partial(resize_sample, size=(int(size[0]), int(size[1]))))
+    if augment:
+        transforms += [RandomScaleCrop(size), RandomHorizontalFlip()]
+    if transforms:
+        dataset = TransformedDataset(dataset, Compose(transforms))
+    return dataset, classes
