@@ -1,0 +1,319 @@
+"""Predictor: an RGB numpy image in, metric depth and class labels out, at the image's size.
+
+Used by the ROS node and by the evaluator, so both see exactly the same pre- and
+post-processing. Aspect handling is *stretch*: the image is resized to the model input size
+(H, W) whatever its aspect ratio (cv2 INTER_AREA when shrinking, INTER_LINEAR when
+enlarging), and the outputs are resized back to the image's size: depth bilinearly, labels
+as the arg-max at model resolution resized with nearest neighbour (class ids are never
+blended). Stretching keeps every pixel of the image, and the network sees the same
+geometry when the model input has the camera's aspect ratio; choose `input_size` so.
+
+Backends: 'torch' (a checkpoint or an nn.Module; BatchNorm folded into the convolutions,
+`torch.inference_mode`, fp16 autocast on CUDA, optional channels_last), 'onnxruntime' and
+'torchscript' (files written by `jointdistill export`, with their JSON sidecar).
+"""
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from jointdistill_core.checkpoint import load_checkpoint
+from jointdistill_core.models.blocks import fuse_conv_bn
+
+EXPORT_SIDECAR_FORMAT = 'jointdistill-export'
+PRECISIONS = ('auto', 'fp32', 'fp16')
+
+# (1, 3, H, W) float32 in [0, 1] -> (depth (H, W) float32 metres | None,
+#                                     labels (H, W) uint8 | None), both at model resolution.
+Runner = Callable[[np.ndarray], tuple[np.ndarray | None, np.ndarray | None]]
+
+
+class DeviceUnavailableError(RuntimeError):
+    """strict_device=True and the requested device does not exist on this machine."""
+
+
+def resolve_device(device: str, strict_device: bool = False) -> torch.device:
+    """'auto' -> CUDA when available, else CPU. 'cuda[:N]' without CUDA -> CPU with a
+    RuntimeWarning, or DeviceUnavailableError when strict_device is set."""
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from error
+    if resolved.type not in ('cpu', 'cuda'):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    if resolved.type == 'cuda':
+        index = resolved.index or 0
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            message = f'device {device!r} requested but CUDA is not available on this machine'
+            if strict_device:
+                raise DeviceUnavailableError(message)
+            warnings.warn(f'{message}; falling back to CPU', RuntimeWarning, stacklevel=3)
+            return torch.device('cpu')
+    return resolved
+
+
+def _check_input_size(input_size: tuple[int, int] | list[int], source: str) -> tuple[int, int]:
+    size = tuple(int(v) for v in input_size)
+    if len(size) != 2 or any(v <= 0 or v % 32 for v in size):
+        raise ValueError(f'{source}: input_size must be (H, W) with positive multiples of 32, '
+                         f'got {tuple(input_size)}')
+    return size  # type: ignore[return-value]
+
+
+def _labels_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    return logits.argmax(dim=1)[0].to(torch.uint8)
+
+
+class _TorchRunner:
+    """A fused nn.Module under inference_mode, optionally fp16 autocast / channels_last."""
+
+    def __init__(self, model: nn.Module, device: torch.device, fp16: bool,
+                 channels_last: bool) -> None:
+        self.model = fuse_conv_bn(model).to(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.device = device
+        self.fp16 = fp16
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+            x = x.contiguous(memory_format=self.memory_format)
+            with torch.autocast(device_type='cuda', dtype=torch.float16, enabled=self.fp16):
+                out = self.model(x)
+            depth = out.depth[0, 0].float().cpu().numpy() if out.depth is not None else None
+            labels = _labels_from_logits(out.seg_logits).cpu().numpy() \
+                if out.seg_logits is not None else None
+        return depth, labels
+
+
+def _split_exported(outputs: list, names: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    by_name = dict(zip(names, outputs))
+    depth = by_name.get('depth')
+    logits = by_name.get('seg_logits')
+    depth_map = np.asarray(depth, dtype=np.float32)[0, 0] if depth is not None else None
+    labels = np.asarray(logits).argmax(axis=1)[0].astype(np.uint8) if logits is not None else None
+    return depth_map, labels
+
+
+class _OnnxRunner:
+    def __init__(self, path: Path, device: torch.device, output_names: list[str]) -> None:
+        import onnxruntime as ort
+        providers = ['CPUExecutionProvider']
+        if device.type == 'cuda':
+            providers.insert(0, ('CUDAExecutionProvider', {'device_id': device.index or 0}))
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as error:  # onnxruntime's own exception types
+            raise ValueError(f'{path}: not a loadable ONNX model ({error})'.split('\n')[0]) from error
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = output_names
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return _split_exported(self.session.run(self.output_names, {self.input_name: batch}),
+                               self.output_names)
+
+
+class _TorchScriptRunner:
+    def __init__(self, path: Path, device: torch.device, output_names: list[str]) -> None:
+        try:
+            self.module = torch.jit.load(str(path), map_location=device).eval()
+        except Exception as error:  # torch raises several types for a bad archive
+            raise ValueError(f'{path}: not a loadable TorchScript file ({error})'.split('\n')[0]
+                             ) from error
+        self.device = device
+        self.output_names = output_names
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        with torch.inference_mode():
+            outputs = self.module(torch.from_numpy(batch).to(self.device))
+            if isinstance(outputs, torch.Tensor):
+                outputs = (outputs,)
+            depth, labels = None, None
+            for name, tensor in zip(self.output_names, outputs):
+                if name == 'depth':
+                    depth = tensor[0, 0].float().cpu().numpy()
+                elif name == 'seg_logits':
+                    labels = _labels_from_logits(tensor).cpu().numpy()
+        return depth, labels
+
+
+class Predictor:
+    """Runs a network on single HxWx3 uint8 RGB images. Build with a `from_*` constructor.
+
+    Attributes: device (torch.device actually used), requested_device (as given),
+    num_classes (0 for a depth-only network), max_depth (metres; None for a
+    segmentation-only network), input_size (H, W) of the model input in pixels, backend
+    ('torch' | 'onnxruntime' | 'torchscript'), precision ('fp32' | 'fp16'), and timings:
+    milliseconds of the last `predict` ('preprocess_ms', 'forward_ms' (incl. copies to and
+    from the device), 'postprocess_ms', 'total_ms').
+    """
+
+    def __init__(self, runner: Runner, *, input_size: tuple[int, int], num_classes: int,
+                 max_depth: float | None, device: torch.device, requested_device: str,
+                 backend: str, precision: str) -> None:
+        if num_classes > 255:
+            raise ValueError(f'Predictor: {num_classes} classes do not fit uint8 labels '
+                             '(255 is reserved for void)')
+        self._runner = runner
+        self.input_size = input_size
+        self.num_classes = num_classes
+        self.max_depth = max_depth
+        self.device = device
+        self.requested_device = requested_device
+        self.backend = backend
+        self.precision = precision
+        self.timings: dict[str, float] = {}
+        self._warm_up()
+
+    # -- constructors -----------------------------------------------------------------------
+    @classmethod
+    def from_model(cls, model: nn.Module, input_size: tuple[int, int], device: str = 'auto',
+                   precision: str = 'auto', strict_device: bool = False,
+                   channels_last: bool = False) -> Predictor:
+        """From a network object (left untouched: a BatchNorm-folded copy is used).
+
+        input_size: (H, W) model input in pixels, multiples of 32. precision: 'auto' (fp16
+        on CUDA, fp32 on CPU), 'fp32', or 'fp16' (CUDA only). channels_last: run convs in
+        NHWC memory layout (often faster on CUDA and some CPUs; same results).
+        """
+        size = _check_input_size(input_size, type(model).__name__)
+        resolved = resolve_device(device, strict_device)
+        if precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+        if precision == 'fp16' and resolved.type != 'cuda':
+            raise ValueError("precision 'fp16' needs a CUDA device; use 'fp32' or 'auto' on CPU")
+        use_fp16 = precision == 'fp16' or (precision == 'auto' and resolved.type == 'cuda')
+        runner = _TorchRunner(model, resolved, use_fp16, channels_last)
+        return cls(runner, input_size=size, num_classes=int(getattr(model, 'num_classes', 0)),
+                   max_depth=getattr(model, 'max_depth', None), device=resolved,
+                   requested_device=device, backend='torch',
+                   precision='fp16' if use_fp16 else 'fp32')
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = 'auto',
+                        input_size: tuple[int, int] | None = None, precision: str = 'auto',
+                        strict_device: bool = False, channels_last: bool = False) -> Predictor:
+        """From a checkpoint (X, X.safetensors or X.json). input_size defaults to the
+        checkpoint's "input_size"; other arguments as in `from_model`. Raises
+        CheckpointError for a bad checkpoint."""
+        model, config = load_checkpoint(path, device='cpu')
+        size = input_size if input_size is not None else config['input_size']
+        return cls.from_model(model, _check_input_size(size, str(path)), device=device,
+                              precision=precision, strict_device=strict_device,
+                              channels_last=channels_last)
+
+    @classmethod
+    def from_exported(cls, path: str | Path, device: str = 'auto',
+                      strict_device: bool = False) -> Predictor:
+        """From an ONNX or TorchScript file written by `jointdistill export`, with its sidecar
+        PATH.json (input size, classes, max depth, output names). Always fp32."""
+        path = Path(path)
+        meta = read_export_sidecar(path)
+        resolved = resolve_device(device, strict_device)
+        names = list(meta['outputs'])
+        if meta['backend'] == 'onnx':
+            runner: Runner = _OnnxRunner(path, resolved, names)
+            backend = 'onnxruntime'
+            if resolved.type == 'cuda' and 'CUDAExecutionProvider' not in \
+                    runner.session.get_providers():
+                message = f'{path}: onnxruntime has no CUDA provider here'
+                if strict_device:
+                    raise DeviceUnavailableError(message)
+                warnings.warn(f'{message}; running on CPU', RuntimeWarning, stacklevel=2)
+                resolved = torch.device('cpu')
+        else:
+            runner = _TorchScriptRunner(path, resolved, names)
+            backend = 'torchscript'
+        return cls(runner, input_size=tuple(meta['input_size']), num_classes=meta['num_classes'],
+                   max_depth=meta['max_depth'], device=resolved, requested_device=device,
+                   backend=backend, precision='fp32')
+
+    # -- inference --------------------------------------------------------------------------
+    def _warm_up(self) -> None:
+        """First calls allocate memory and pick kernels; do it at load, not on frame one."""
+        height, width = self.input_size
+        blank = np.zeros((1, 3, height, width), dtype=np.float32)
+        for _ in range(3 if self.device.type == 'cuda' else 1):
+            self._runner(blank)
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (1, 3, h, w) float32 in [0, 1] at the model input size."""
+        if not isinstance(image, np.ndarray):
+            raise ValueError(f'image must be a numpy array, got {type(image).__name__}')
+        if image.dtype != np.uint8:
+            raise ValueError(f'image must be uint8 RGB, got dtype {image.dtype}')
+        if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+            raise ValueError(f'image must have shape (H, W, 3), got {image.shape}')
+        height, width = self.input_size
+        if image.shape[:2] != (height, width):
+            shrinking = image.shape[0] * image.shape[1] > height * width
+            image = cv2.resize(image, (width, height),
+                               interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        batch = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+        batch *= 1.0 / 255.0
+        return batch
+
+    def predict(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(H, W, 3) uint8 RGB -> (depth (H, W) float32 metres, labels (H, W) uint8 ids).
+
+        Both at the image's resolution. A single-task network returns None for the task it
+        lacks. Raises ValueError naming the shape or dtype of a bad image.
+        """
+        start = time.perf_counter()
+        batch = self.preprocess(image)
+        forward_start = time.perf_counter()
+        depth, labels = self._runner(batch)
+        post_start = time.perf_counter()
+        out_size = (image.shape[1], image.shape[0])  # cv2 wants (width, height)
+        if depth is not None and depth.shape != image.shape[:2]:
+            depth = cv2.resize(depth, out_size, interpolation=cv2.INTER_LINEAR)
+        if labels is not None and labels.shape != image.shape[:2]:
+            labels = cv2.resize(labels, out_size, interpolation=cv2.INTER_NEAREST)
+        end = time.perf_counter()
+        self.timings = {'preprocess_ms': (forward_start - start) * 1e3,
+                        'forward_ms': (post_start - forward_start) * 1e3,
+                        'postprocess_ms': (end - post_start) * 1e3,
+                        'total_ms': (end - start) * 1e3}
+        return depth, labels
+
+    @property
+    def last_forward_ms(self) -> float | None:
+        """Milliseconds of the last network forward (None before the first predict)."""
+        return self.timings.get('forward_ms')
+
+
+def read_export_sidecar(path: str | Path) -> dict:
+    """The JSON sidecar PATH.json of an exported model, validated."""
+    path = Path(path)
+    sidecar = Path(f'{path}.json')
+    if not path.is_file():
+        raise ValueError(f'{path}: exported model not found')
+    if not sidecar.is_file():
+        raise ValueError(f'{sidecar}: sidecar of the exported model not found (written by '
+                         '`jointdistill export` next to the model)')
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f'{sidecar}: not valid JSON ({error})') from error
+    if not isinstance(meta, dict) or meta.get('format') != EXPORT_SIDECAR_FORMAT:
+        raise ValueError(f'{sidecar}: "format" must be "{EXPORT_SIDECAR_FORMAT}"')
+    for key in ('backend', 'input_size', 'num_classes', 'max_depth', 'outputs'):
+        if key not in meta:
+            raise ValueError(f'{sidecar}: missing key "{key}"')
+    if meta['backend'] not in ('onnx', 'torchscript'):
+        raise ValueError(f'{sidecar}: "backend" must be "onnx" or "torchscript", '
+                         f'got {meta["backend"]!r}')
+    _check_input_size(meta['input_size'], str(sidecar))
+    return meta
