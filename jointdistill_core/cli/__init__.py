@@ -8,6 +8,7 @@ import sys
 
 # Module names under jointdistill_core.cli, in the order `--help` lists them.
 SUBCOMMAND_MODULES = [
+    'bag',
 ]
 
 
