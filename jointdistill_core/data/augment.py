@@ -2,7 +2,8 @@
 
 Pixel convention: pixel centres sit at integer coordinates, so an image of width W spans
 x in [-0.5, W - 0.5]. Resizing by a factor s maps x to (x + 0.5) * s - 0.5 (what bilinear
-interpolation with `align_corners=False` and 'nearest-exact' do), and K follows the same map.
+interpolation with `align_corners=False` and 'nearest-exact' do), and K follows the same map
+(`jointdistill_core.geometry.scale_intrinsics`).
 
 Randomness: every random transform takes an optional `torch.Generator`; without one it draws
 from torch's global RNG. Either way the draws are deterministic for a seed
@@ -17,18 +18,15 @@ import torch
 import torch.nn.functional as F
 
 from jointdistill_core.data.sample import DEPTH, IMAGE, INTRINSICS, LABELS
+from jointdistill_core.geometry import scale_intrinsics
 
 Sample = dict[str, torch.Tensor]
 
 
-def scale_intrinsics(K: torch.Tensor, scale_x: float, scale_y: float) -> torch.Tensor:
-    """K (3, 3) for an image resized by (scale_x, scale_y) with the half-pixel convention."""
-    scaled = K.clone()
-    scaled[0, :] = K[0, :] * scale_x
-    scaled[1, :] = K[1, :] * scale_y
-    scaled[0, 2] = (K[0, 2] + 0.5) * scale_x - 0.5
-    scaled[1, 2] = (K[1, 2] + 0.5) * scale_y - 0.5
-    return scaled
+def _scaled_K(K: torch.Tensor, from_size: tuple[int, int], to_size: tuple[int, int]) -> torch.Tensor:
+    """K (3, 3) tensor for the image resized from from_size to to_size (H, W), half-pixel map."""
+    scaled = scale_intrinsics(K.double().numpy(), from_size, to_size)
+    return torch.as_tensor(scaled, dtype=K.dtype)
 
 
 def _resize_maps(sample: Sample, size: tuple[int, int]) -> Sample:
@@ -52,7 +50,7 @@ def resize_sample(sample: Sample, size: tuple[int, int]) -> Sample:
         return dict(sample)
     resized = _resize_maps(sample, tuple(size))
     if INTRINSICS in sample:
-        resized[INTRINSICS] = scale_intrinsics(sample[INTRINSICS], size[1] / width, size[0] / height)
+        resized[INTRINSICS] = _scaled_K(sample[INTRINSICS], (height, width), tuple(size))
     return resized
 
 
@@ -103,8 +101,7 @@ class RandomScaleCrop:
             shifted = sample[INTRINSICS].clone()
             shifted[0, 2] -= left
             shifted[1, 2] -= top
-            result[INTRINSICS] = scale_intrinsics(shifted, out_size[1] / crop_width,
-                                                  out_size[0] / crop_height)
+            result[INTRINSICS] = _scaled_K(shifted, (crop_height, crop_width), out_size)
         return result
 
     def __call__(self, sample: Sample) -> Sample:
