@@ -1,0 +1,151 @@
+"""`amalgamation`: label-free knowledge amalgamation from two single-task teachers
+(after Ye et al. 2019, "Student Becoming the Master"). Never reads labels or depth.
+
+L = w_seg * L_seg(z_S, z_Tseg) + w_depth * L_depth(d_S, d_Tdepth)
+    + lambda_feat * sum_{t in seg, depth} sum_{l in enc, dec}
+        mean_px || n(A_t^l(SE_t^l(f_S^l))) - n(f_{T_t}^l) ||^2
+
+L_seg: 'soft' = T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)); 'hard' = CE(z_S, argmax z_Tseg).
+L_depth: 'l1' = mean |d_S - d_T| (metres); 'silog' = Eigen's scale-invariant log loss.
+SE_t^l is a squeeze-and-excitation channel gate (global average pool, 1x1 conv down by 4,
+ReLU, 1x1 conv up, sigmoid) that picks the student channels relevant to teacher t, as Ye et
+al.'s channel-coding branches do; A_t^l a 1x1 convolution to the teacher's channel count.
+
+Simplification: Ye et al. feed the gated student features through the frozen teachers'
+decoder blocks and compare the resulting outputs. The teacher networks here expose features,
+not callable decoder blocks, so the gated, adapted student features are matched directly to
+the teacher's encoder output ('enc', i.e. the input its decoder receives) and to its last
+decoder feature ('dec_t'), plus the output losses above.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from jointdistill_core.distill.base import DistillMethod
+from jointdistill_core.distill.losses import (kl_with_temperature, masked_cross_entropy,
+                                              masked_l1, module_device,
+                                              normalized_feature_distance,
+                                              probe_teacher_channels, scale_invariant_log_loss,
+                                              seeded_init, student_feature_channels)
+from jointdistill_core.models.outputs import ModelOutput
+
+TASKS = ('seg', 'depth')
+LAYERS = ('enc', 'dec')
+
+
+@dataclass
+class AmalgamationParams:
+    """seg_weight / depth_weight: weights of the output losses against each teacher.
+    seg_target: 'soft' (KL on softened teacher probabilities) or 'hard' (CE on its argmax).
+    temperature: T of the soft segmentation target.
+    depth_loss: 'l1' (metres) or 'silog' (scale-invariant log, Eigen et al. 2014).
+    silog_variance_weight: the lambda of the silog loss (1 = fully scale invariant).
+    lambda_feat: weight of the gated feature-matching terms (0 = off)."""
+
+    seg_weight: float = 1.0
+    depth_weight: float = 1.0
+    seg_target: Literal['soft', 'hard'] = 'soft'
+    temperature: float = 2.0
+    depth_loss: Literal['l1', 'silog'] = 'l1'
+    silog_variance_weight: float = 0.5
+    lambda_feat: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ('seg_weight', 'depth_weight', 'lambda_feat'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
+        if self.temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {self.temperature}')
+        if not 0 <= self.silog_variance_weight <= 1:
+            raise ValueError('silog_variance_weight must be in [0, 1], got '
+                             f'{self.silog_variance_weight}')
+
+
+class ChannelGate(nn.Module):
+    """Squeeze-and-excitation gate: (N, C, H, W) -> same, each channel scaled by a learnt
+    weight in (0, 1) computed from the image's channel means."""
+
+    def __init__(self, channels: int, reduction: int = 4):
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.excite = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1), nn.Sigmoid())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features * self.excite(features)
+
+
+def _feature_key(layer: str, task: str) -> str:
+    return 'enc' if layer == 'enc' else f'dec_{task}'
+
+
+class Amalgamation(DistillMethod):
+    name = 'amalgamation'
+    Params = AmalgamationParams
+    teachers_needed = TASKS
+    uses_labels = False
+
+    def __init__(self, params: AmalgamationParams, student: nn.Module, num_classes: int,
+                 max_depth: float):
+        super().__init__(params, student, num_classes, max_depth)
+        self.student_channels = student_feature_channels(student)
+        self._student = (student,)  # a tuple, so it is not registered as a submodule
+        self.adaptors = nn.ModuleDict()  # '<task>_<layer>' -> gate + 1x1, built in setup()
+
+    def setup(self, probe_batch: dict, val_batch: dict, teachers: dict[str, nn.Module]) -> None:
+        if not self.params.lambda_feat:
+            return
+        device = module_device(self._student[0])
+        images = probe_batch['image'][:1].to(device)
+        with seeded_init(4):
+            for task in TASKS:
+                keys = [_feature_key(layer, task) for layer in LAYERS]
+                teacher_channels = probe_teacher_channels(teachers[task], images, task, keys)
+                for layer, key in zip(LAYERS, keys):
+                    student_channels = self.student_channels[key]
+                    self.adaptors[f'{task}_{layer}'] = nn.Sequential(
+                        ChannelGate(student_channels),
+                        nn.Conv2d(student_channels, teacher_channels[key], kernel_size=1))
+        self.adaptors.to(device)
+
+    def losses(self, batch: dict, student_out: ModelOutput,
+               teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
+        params = self.params
+        terms = {}
+        if params.seg_weight:
+            terms['amal/seg'] = params.seg_weight * self.seg_loss(
+                student_out.seg_logits, teacher_outs['seg'].seg_logits.detach())
+        if params.depth_weight:
+            terms['amal/depth'] = params.depth_weight * self.depth_loss(
+                student_out.depth, teacher_outs['depth'].depth.detach())
+        if params.lambda_feat:
+            for task in TASKS:
+                terms[f'amal/feat_{task}'] = params.lambda_feat * self.feature_loss(
+                    task, student_out, teacher_outs[task])
+        return terms
+
+    def seg_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        if self.params.seg_target == 'soft':
+            return kl_with_temperature(student_logits, teacher_logits, self.params.temperature)
+        return masked_cross_entropy(student_logits, teacher_logits.argmax(dim=1))
+
+    def depth_loss(self, student_depth: torch.Tensor, teacher_depth: torch.Tensor) -> torch.Tensor:
+        if self.params.depth_loss == 'l1':
+            return masked_l1(student_depth, teacher_depth)
+        return scale_invariant_log_loss(student_depth, teacher_depth,
+                                        self.params.silog_variance_weight)
+
+    def feature_loss(self, task: str, student_out: ModelOutput,
+                     teacher_out: ModelOutput) -> torch.Tensor:
+        total = 0.0
+        for layer in LAYERS:
+            key = _feature_key(layer, task)
+            adapted = self.adaptors[f'{task}_{layer}'](student_out.features[key])
+            total = total + normalized_feature_distance(adapted,
+                                                        teacher_out.features[key].detach())
+        return total

@@ -1,0 +1,189 @@
+"""Loss pieces shared by the distillation methods.
+
+Conventions: segmentation logits (N, C, H, W); labels (N, H, W) int64 with 255 = void;
+depth (N, 1, H, W) in metres with 0 (or non-finite) = invalid; feature maps (N, C, H, W).
+Every function returns a scalar tensor that stays connected to its inputs' graph even when
+no pixel is valid (then its value is 0), so callers can always sum and backpropagate.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from jointdistill_core.data.sample import IGNORE_INDEX
+
+_EPS = 1e-12
+
+
+def resize_to(tensor: torch.Tensor, size: tuple[int, int] | torch.Size,
+              mode: str = 'bilinear') -> torch.Tensor:
+    """Resize (N, C, H, W) to spatial `size` (H', W'); a no-op when the size already matches.
+
+    mode 'bilinear' for logits/features/depth, 'nearest' for class ids (pass them as float
+    or long with a channel axis), 'area' for shrinking feature maps.
+    """
+    size = tuple(size)
+    if tuple(tensor.shape[-2:]) == size:
+        return tensor
+    if mode == 'bilinear':
+        return F.interpolate(tensor, size=size, mode='bilinear', align_corners=False)
+    if mode == 'nearest':
+        return F.interpolate(tensor.float(), size=size, mode='nearest').to(tensor.dtype)
+    return F.interpolate(tensor, size=size, mode=mode)
+
+
+def _zero_like_graph(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.sum() * 0.0
+
+
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
+                         ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Mean cross-entropy over labelled pixels; `ignore_index` pixels are skipped.
+
+    logits (N, C, h, w) are resized bilinearly to the labels' (H, W) when they differ.
+    """
+    logits = resize_to(logits, labels.shape[-2:])
+    if not bool((labels != ignore_index).any()):
+        return _zero_like_graph(logits)
+    return F.cross_entropy(logits, labels, ignore_index=ignore_index)
+
+
+def valid_depth_mask(depth: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of usable depth pixels: finite and > 0."""
+    return torch.isfinite(depth) & (depth > 0)
+
+
+def masked_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean |prediction - target| in metres over pixels where the target is valid.
+
+    prediction (N, 1, h, w) is resized bilinearly to the target's (H, W) when they differ.
+    """
+    prediction = resize_to(prediction, target.shape[-2:])
+    mask = valid_depth_mask(target)
+    if not bool(mask.any()):
+        return _zero_like_graph(prediction)
+    return (prediction[mask] - target[mask]).abs().mean()
+
+
+def scale_invariant_log_loss(prediction: torch.Tensor, target: torch.Tensor,
+                             variance_weight: float = 0.5) -> torch.Tensor:
+    """Eigen et al. (2014) scale-invariant log loss over valid target pixels.
+
+    With d = log(prediction) - log(target): mean(d^2) - variance_weight * mean(d)^2.
+    variance_weight = 1 makes it fully scale invariant; Eigen et al. used 0.5.
+    """
+    prediction = resize_to(prediction, target.shape[-2:])
+    mask = valid_depth_mask(target) & (prediction > 0)
+    if not bool(mask.any()):
+        return _zero_like_graph(prediction)
+    log_diff = torch.log(prediction[mask]) - torch.log(target[mask])
+    return (log_diff ** 2).mean() - variance_weight * log_diff.mean() ** 2
+
+
+def channel_normalize(features: torch.Tensor) -> torch.Tensor:
+    """n(F): divide each pixel's channel vector by its L2 norm. (N, C, H, W) -> same."""
+    return F.normalize(features, p=2, dim=1, eps=_EPS)
+
+
+def normalized_feature_distance(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """mean over pixels (and batch) of || n(prediction) - n(target) ||^2 (sum over channels).
+
+    Both (N, C, H, W) with the same C; `prediction` is resized bilinearly to the target's
+    spatial size when they differ (callers choose which side is resized by the argument order
+    or by resizing first).
+    """
+    if prediction.shape[1] != target.shape[1]:
+        raise ValueError(f'feature channels differ: {prediction.shape[1]} vs {target.shape[1]}')
+    prediction = resize_to(prediction, target.shape[-2:])
+    difference = channel_normalize(prediction) - channel_normalize(target)
+    return (difference ** 2).sum(dim=1).mean()
+
+
+def kl_with_temperature(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                        temperature: float) -> torch.Tensor:
+    """Hinton's softened-softmax distillation: T^2 * KL(softmax(t/T) || softmax(s/T)).
+
+    KL summed over classes, averaged over pixels (and batch). The T^2 factor keeps gradient
+    magnitudes comparable across temperatures. The teacher's logits are resized bilinearly
+    to the student's spatial size when they differ; they receive no gradient.
+    """
+    teacher_logits = resize_to(teacher_logits.detach(), student_logits.shape[-2:])
+    log_p_student = F.log_softmax(student_logits / temperature, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1)
+    return temperature ** 2 * kl.mean()
+
+
+def attention_map(features: torch.Tensor) -> torch.Tensor:
+    """Spatial attention A(F) = sum_c F_c^2, flattened and L2-normalised per image.
+
+    features (N, C, H, W) -> (N, H*W) with each row of unit L2 norm (Zagoruyko & Komodakis'
+    activation-based attention).
+    """
+    energy = (features ** 2).sum(dim=1).flatten(1)
+    return F.normalize(energy, p=2, dim=1, eps=_EPS)
+
+
+def group_labels(labels: torch.Tensor, grouping: torch.Tensor) -> torch.Tensor:
+    """Map class ids to group ids with lookup table `grouping` (num_classes,) int64.
+
+    Void pixels (255) stay void.
+    """
+    void = labels == IGNORE_INDEX
+    safe = torch.where(void, torch.zeros_like(labels), labels)
+    return torch.where(void, torch.full_like(labels, IGNORE_INDEX), grouping[safe])
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Create modules inside this block for deterministic weights that leave the global CPU
+    random state untouched (so building adaptors in setup() never shifts the training RNG)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def task_loss_terms(batch: dict, student_out, seg_weight: float,
+                    depth_weight: float) -> dict[str, torch.Tensor]:
+    """The supervised terms every labelled method shares.
+
+    'task/seg' = seg_weight * masked CE(student seg logits, batch['labels']);
+    'task/depth' = depth_weight * masked L1(student depth, batch['depth']) in metres.
+    A weight of 0 drops its term (and its label read).
+    """
+    terms = {}
+    if seg_weight:
+        terms['task/seg'] = seg_weight * masked_cross_entropy(student_out.seg_logits,
+                                                              batch['labels'])
+    if depth_weight:
+        terms['task/depth'] = depth_weight * masked_l1(student_out.depth, batch['depth'])
+    return terms
+
+
+def student_feature_channels(student: nn.Module) -> dict[str, int]:
+    channels = getattr(student, 'feature_channels', None)
+    if not isinstance(channels, dict):
+        raise TypeError(f'{type(student).__name__} has no feature_channels dict; the '
+                        'distillation methods need it to size their adaptors')
+    return channels
+
+
+@torch.no_grad()
+def probe_teacher_channels(teacher: nn.Module, images: torch.Tensor, task: str,
+                           keys: list[str]) -> dict[str, int]:
+    """Channel count of each feature `keys` of `teacher`, from one forward pass on `images`."""
+    features = teacher(images).features
+    missing = [key for key in keys if key not in features]
+    if missing:
+        raise ValueError(f'the {task} teacher returns no feature(s) {missing} (it returns '
+                         f'{sorted(features)}); feature distillation needs them')
+    return {key: int(features[key].shape[1]) for key in keys}
+
+
+def module_device(module: nn.Module) -> torch.device:
+    parameter = next(module.parameters(), None)
+    return parameter.device if parameter is not None else torch.device('cpu')

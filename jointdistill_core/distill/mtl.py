@@ -1,0 +1,39 @@
+"""`mtl`: plain multi-task learning, the no-teacher baseline.
+
+L = w_seg * CE(seg) + w_depth * L1(depth), both on valid pixels only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from jointdistill_core.distill.base import DistillMethod
+from jointdistill_core.distill.losses import task_loss_terms
+from jointdistill_core.models.outputs import ModelOutput
+
+
+@dataclass
+class TaskWeights:
+    """seg_weight: weight of the masked cross-entropy on labels (255 void ignored).
+    depth_weight: weight of the masked L1 in metres on valid ground-truth depth (> 0)."""
+
+    seg_weight: float = 1.0
+    depth_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ('seg_weight', 'depth_weight'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
+
+
+class MultiTaskLearning(DistillMethod):
+    name = 'mtl'
+    Params = TaskWeights
+    teachers_needed = ()
+    uses_labels = True
+
+    def losses(self, batch: dict, student_out: ModelOutput,
+               teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
+        return task_loss_terms(batch, student_out, self.params.seg_weight,
+                               self.params.depth_weight)

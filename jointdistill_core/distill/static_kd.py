@@ -1,0 +1,111 @@
+"""`static_kd`: multi-teacher feature distillation with fixed weights (Li & Bilen 2020).
+
+L = sum_t L_task,t
+    + sum_{t in seg, depth} lambda_t * sum_{l in layers} mean_px || n(A_t^l f_S^l) - n(f_{T_t}^l) ||^2
+    + logit_kd_weight * (T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)) + L1(d_S, d_Tdepth)).
+
+Layer 'enc' pairs the student's shared encoder output with teacher t's encoder output;
+layer 'dec' pairs the student's task-t decoder feature with teacher t's decoder feature.
+A^l_t are 1x1 convolutions created in setup(), once the teachers' channel counts are known
+(read from one teacher forward pass on the probe batch, so any teacher that returns these
+features works). Student features are resized bilinearly to the teacher's spatial size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from jointdistill_core.distill.base import DistillMethod
+from jointdistill_core.distill.losses import (kl_with_temperature, masked_l1, module_device,
+                                              normalized_feature_distance,
+                                              probe_teacher_channels, seeded_init,
+                                              student_feature_channels, task_loss_terms)
+from jointdistill_core.distill.mtl import TaskWeights
+from jointdistill_core.models.outputs import ModelOutput
+
+TASKS = ('seg', 'depth')
+LAYER_CHOICES = ('enc', 'dec')
+
+
+@dataclass
+class StaticKDParams(TaskWeights):
+    """lambda_seg / lambda_depth: weight of each teacher's feature-distillation term.
+    layers: which feature pairs to distil, a subset of ['enc', 'dec'].
+    logit_kd_weight: weight of the optional output distillation (0 = off).
+    temperature: softmax temperature T of the segmentation logit KD."""
+
+    lambda_seg: float = 1.0
+    lambda_depth: float = 1.0
+    layers: list[str] = field(default_factory=lambda: ['enc', 'dec'])
+    logit_kd_weight: float = 0.0
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = [layer for layer in self.layers if layer not in LAYER_CHOICES]
+        if unknown or not self.layers:
+            raise ValueError(f'layers must be a non-empty subset of {list(LAYER_CHOICES)}, '
+                             f'got {self.layers}')
+        if self.temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {self.temperature}')
+        for name in ('lambda_seg', 'lambda_depth', 'logit_kd_weight'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
+
+
+def feature_key(layer: str, task: str) -> str:
+    """'enc' -> 'enc'; 'dec' -> 'dec_seg' / 'dec_depth'."""
+    return 'enc' if layer == 'enc' else f'dec_{task}'
+
+
+class StaticKD(DistillMethod):
+    name = 'static_kd'
+    Params = StaticKDParams
+    teachers_needed = TASKS
+    uses_labels = True
+
+    def __init__(self, params: StaticKDParams, student: nn.Module, num_classes: int,
+                 max_depth: float):
+        super().__init__(params, student, num_classes, max_depth)
+        self.student_channels = student_feature_channels(student)
+        self._student = (student,)  # a tuple, so it is not registered as a submodule
+        self.adaptors = nn.ModuleDict()  # 'seg_enc', 'seg_dec', ... filled in setup()
+
+    def setup(self, probe_batch: dict, val_batch: dict, teachers: dict[str, nn.Module]) -> None:
+        device = module_device(self._student[0])
+        images = probe_batch['image'][:1].to(device)
+        with seeded_init(1):
+            for task in TASKS:
+                keys = [feature_key(layer, task) for layer in self.params.layers]
+                teacher_channels = probe_teacher_channels(teachers[task], images, task, keys)
+                for layer, key in zip(self.params.layers, keys):
+                    self.adaptors[f'{task}_{layer}'] = nn.Conv2d(
+                        self.student_channels[key], teacher_channels[key], kernel_size=1)
+        self.adaptors.to(device)
+
+    def losses(self, batch: dict, student_out: ModelOutput,
+               teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
+        params = self.params
+        terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight)
+        for task, weight in (('seg', params.lambda_seg), ('depth', params.lambda_depth)):
+            if weight:
+                terms[f'kd/feat_{task}'] = weight * self.feature_loss(
+                    task, student_out, teacher_outs[task])
+        if params.logit_kd_weight:
+            terms['kd/logit_seg'] = params.logit_kd_weight * kl_with_temperature(
+                student_out.seg_logits, teacher_outs['seg'].seg_logits, params.temperature)
+            terms['kd/logit_depth'] = params.logit_kd_weight * masked_l1(
+                student_out.depth, teacher_outs['depth'].depth.detach())
+        return terms
+
+    def feature_loss(self, task: str, student_out: ModelOutput,
+                     teacher_out: ModelOutput) -> torch.Tensor:
+        total = 0.0
+        for layer in self.params.layers:
+            key = feature_key(layer, task)
+            adapted = self.adaptors[f'{task}_{layer}'](student_out.features[key])
+            total = total + normalized_feature_distance(adapted,
+                                                        teacher_out.features[key].detach())
+        return total
