@@ -1,0 +1,128 @@
+"""Frame accounting for the perception node and its `/diagnostics` message.
+
+`FrameStats` is thread-safe: the subscription callback counts received and dropped frames
+while the inference worker records processed and rejected ones. Counters are cumulative
+since the node was configured; timing statistics cover the window since the last report.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from std_msgs.msg import Header
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    """One diagnostics period. Times in milliseconds, rate in frames per second."""
+
+    rate_hz: float
+    processing_ms_mean: float
+    processing_ms_p95: float
+    latency_ms_mean: float
+    window_frames: int
+    window_rejected: int
+    frames_received: int
+    frames_processed: int
+    frames_dropped: int
+    frames_rejected: int
+
+
+class FrameStats:
+    """Counters and per-window timings of the newest-frame-only pipeline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero every counter and the timing window (on configure)."""
+        with self._lock:
+            self._received = self._processed = self._dropped = self._rejected = 0
+            self._processing_ms: list[float] = []
+            self._latency_ms: list[float] = []
+            self._window_rejected = 0
+
+    def record_received(self, replaced_unprocessed: bool) -> None:
+        """A message reached the subscription; `replaced_unprocessed` counts a drop."""
+        with self._lock:
+            self._received += 1
+            self._dropped += int(replaced_unprocessed)
+
+    def record_rejected(self) -> None:
+        """A malformed message was skipped."""
+        with self._lock:
+            self._rejected += 1
+            self._window_rejected += 1
+
+    def record_processed(self, processing_ms: float, latency_ms: float) -> None:
+        """A frame was published: its inference-to-publish time and header-to-publish latency."""
+        with self._lock:
+            self._processed += 1
+            self._processing_ms.append(processing_ms)
+            self._latency_ms.append(latency_ms)
+
+    def report(self, window_s: float) -> StatsReport:
+        """Statistics of the last `window_s` seconds; starts a new timing window."""
+        with self._lock:
+            processing = np.asarray(self._processing_ms, np.float64)
+            latency = np.asarray(self._latency_ms, np.float64)
+            window_rejected = self._window_rejected
+            self._processing_ms, self._latency_ms, self._window_rejected = [], [], 0
+            counts = (self._received, self._processed, self._dropped, self._rejected)
+        frames = len(processing)
+        return StatsReport(
+            rate_hz=frames / window_s if window_s > 0 else 0.0,
+            processing_ms_mean=float(processing.mean()) if frames else float('nan'),
+            processing_ms_p95=float(np.percentile(processing, 95)) if frames else float('nan'),
+            latency_ms_mean=float(latency.mean()) if frames else float('nan'),
+            window_frames=frames, window_rejected=window_rejected,
+            frames_received=counts[0], frames_processed=counts[1],
+            frames_dropped=counts[2], frames_rejected=counts[3])
+
+
+STATUS_NAME = 'jointdistill_perception: inference'
+
+
+def build_diagnostic_array(report: StatsReport, stamp, node_name: str, device: str,
+                           state: str) -> DiagnosticArray:
+    """One DiagnosticStatus for `/diagnostics`.
+
+    Level OK while active and producing frames; WARN while active with no frame in the window
+    or with malformed messages rejected in the window; OK (message says so) when not active.
+    """
+    status = DiagnosticStatus(name=STATUS_NAME, hardware_id=device or 'none')
+    if state != 'active':
+        status.level, status.message = DiagnosticStatus.OK, f'{state}: not processing'
+    elif report.window_frames == 0:
+        status.level, status.message = DiagnosticStatus.WARN, 'active: no frames in this period'
+    elif report.window_rejected:
+        status.level = DiagnosticStatus.WARN
+        status.message = f'active: {report.window_rejected} malformed messages rejected'
+    else:
+        status.level, status.message = DiagnosticStatus.OK, 'active'
+    values = {
+        'node': node_name,
+        'state': state,
+        'device': device or 'none',
+        'rate_hz': f'{report.rate_hz:.2f}',
+        'processing_ms_mean': f'{report.processing_ms_mean:.2f}',
+        'processing_ms_p95': f'{report.processing_ms_p95:.2f}',
+        'latency_ms_mean': f'{report.latency_ms_mean:.2f}',
+        'frames_received': str(report.frames_received),
+        'frames_processed': str(report.frames_processed),
+        'frames_dropped': str(report.frames_dropped),
+        'frames_rejected': str(report.frames_rejected),
+    }
+    status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
+    return DiagnosticArray(header=Header(stamp=stamp), status=[status])
+
+
+def diagnostic_values(array: DiagnosticArray, name: str = STATUS_NAME) -> dict[str, str] | None:
+    """The key/value pairs of the status called `name` in `array`, or None when absent."""
+    for status in array.status:
+        if status.name == name:
+            return {pair.key: pair.value for pair in status.values}
+    return None

@@ -1,0 +1,87 @@
+"""Launch perception_node (a lifecycle node that configures and activates itself) and RViz.
+
+    ros2 launch jointdistill_ros jointdistill.launch.py \\
+        image_topic:=/camera/color/image_raw camera_info_topic:=/camera/color/camera_info rviz:=true
+
+Every process started here gets FASTDDS_DEFAULT_PROFILES_FILE = the shipped Fast DDS profile
+(32 MiB shared-memory segment); start the camera driver with the same variable so large
+images cross processes without loss (docs/ros.md).
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+PACKAGE = 'jointdistill_ros'
+
+
+def _perception_node(context):
+    """The node, with model_path and device overriding params_file only when given."""
+    overrides = {
+        'autostart': True,
+        'use_sim_time': LaunchConfiguration('use_sim_time').perform(context).lower() == 'true',
+    }
+    for name in ('model_path', 'device'):
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            overrides[name] = value
+    return [LifecycleNode(
+        package=PACKAGE,
+        executable='perception_node',
+        name='jointdistill_perception',
+        namespace=LaunchConfiguration('namespace'),
+        output='screen',
+        parameters=[LaunchConfiguration('params_file'), overrides],
+        remappings=[
+            ('image', LaunchConfiguration('image_topic')),
+            ('camera_info', LaunchConfiguration('camera_info_topic')),
+        ],
+    )]
+
+
+def generate_launch_description():
+    share = get_package_share_directory(PACKAGE)
+    default_params = os.path.join(share, 'config', 'jointdistill.yaml')
+    fastdds_profile = os.path.join(share, 'config', 'fastdds_large_images.xml')
+    rviz_config = os.path.join(share, 'config', 'jointdistill.rviz')
+
+    arguments = [
+        DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
+                              description='Camera image topic (any encoding the node reads).'),
+        DeclareLaunchArgument('camera_info_topic', default_value='/camera/camera_info',
+                              description='CameraInfo of that camera (optional: default '
+                                          'intrinsics are used when nothing arrives).'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='Namespace of the node and its output topics.'),
+        DeclareLaunchArgument('params_file', default_value=default_params,
+                              description='Parameter file (/**: ros__parameters:).'),
+        DeclareLaunchArgument('model_path', default_value='',
+                              description='Checkpoint or export; empty = the value in '
+                                          'params_file (default: the shipped student).'),
+        DeclareLaunchArgument('device', default_value='',
+                              description='Inference device: auto, cpu or cuda; empty = the '
+                                          'value in params_file (default: auto).'),
+        DeclareLaunchArgument('use_sim_time', default_value='false',
+                              description='Use /clock (bag replay with --clock).'),
+        DeclareLaunchArgument('rviz', default_value='false',
+                              description='Start RViz with config/jointdistill.rviz.'),
+    ]
+    rviz = Node(
+        package='rviz2',
+        executable='rviz2',
+        name='rviz2',
+        arguments=['-d', rviz_config],
+        parameters=[{'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
+                                                    value_type=bool)}],
+        condition=IfCondition(LaunchConfiguration('rviz')),
+    )
+    return LaunchDescription(arguments + [
+        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', fastdds_profile),
+        OpaqueFunction(function=_perception_node),
+        rviz,
+    ])
