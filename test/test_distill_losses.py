@@ -1,0 +1,155 @@
+"""The shared loss pieces against values worked out by hand (the arithmetic is in comments)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from jointdistill_core.distill.losses import (attention_map, group_labels, kl_with_temperature,
+                                              masked_cross_entropy, masked_l1,
+                                              normalized_feature_distance, resize_to,
+                                              scale_invariant_log_loss, seeded_init,
+                                              task_loss_terms)
+from jointdistill_core.models.outputs import ModelOutput
+
+LN2, LN3 = math.log(2.0), math.log(3.0)
+
+
+def test_masked_cross_entropy_skips_void_pixels():
+    # 2 classes, 3 pixels in a row. Pixel 0: logits (0, 0), label 0 -> -ln(1/2) = ln 2.
+    # Pixel 1: logits (ln 3, 0), label 1 -> p1 = 1/(3+1) -> -ln(1/4) = 2 ln 2.
+    # Pixel 2: void (255) with a wildly wrong logit; it must not count.
+    # Mean over the two labelled pixels: (ln 2 + 2 ln 2) / 2 = 1.5 ln 2.
+    logits = torch.tensor([[[[0.0, LN3, 0.0]], [[0.0, 0.0, 50.0]]]])  # (1, 2, 1, 3)
+    labels = torch.tensor([[[0, 1, 255]]])
+    assert masked_cross_entropy(logits, labels).item() == pytest.approx(1.5 * LN2, rel=1e-6)
+
+
+def test_masked_cross_entropy_all_void_is_zero_and_differentiable():
+    logits = torch.randn(1, 3, 2, 2, requires_grad=True)
+    loss = masked_cross_entropy(logits, torch.full((1, 2, 2), 255))
+    loss.backward()
+    assert loss.item() == 0.0
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_masked_cross_entropy_resizes_logits_to_labels():
+    # A (1, 2, 1, 1) logit map (0, ln 3) upsampled to 2x2 stays constant: p1 = 3/4.
+    # Labels 1, 1, 0, void -> (-ln 3/4 - ln 3/4 - ln 1/4) / 3.
+    logits = torch.tensor([[[[0.0]], [[LN3]]]])
+    labels = torch.tensor([[[1, 1], [0, 255]]])
+    expected = (-2 * math.log(0.75) - math.log(0.25)) / 3
+    assert masked_cross_entropy(logits, labels).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_masked_l1_uses_only_finite_positive_targets():
+    # Pixels: (1 vs 2) -> 1; (2 vs 0 invalid); (3 vs 3) -> 0; (4 vs NaN invalid);
+    # (5 vs inf invalid); (6 vs -1 invalid). Mean over 2 valid pixels = 0.5 m.
+    prediction = torch.tensor([1.0, 2, 3, 4, 5, 6]).reshape(1, 1, 2, 3)
+    target = torch.tensor([2.0, 0, 3, math.nan, math.inf, -1]).reshape(1, 1, 2, 3)
+    assert masked_l1(prediction, target).item() == pytest.approx(0.5)
+
+
+def test_masked_l1_without_valid_pixels_is_zero():
+    prediction = torch.ones(1, 1, 2, 2, requires_grad=True)
+    loss = masked_l1(prediction, torch.zeros(1, 1, 2, 2))
+    loss.backward()
+    assert loss.item() == 0.0 and prediction.grad is not None
+
+
+def test_scale_invariant_log_loss():
+    # pred (2, 2) vs target (1, 4): d = (ln 2, -ln 2): mean d^2 = ln^2 2, mean d = 0.
+    assert scale_invariant_log_loss(torch.tensor([2.0, 2]).reshape(1, 1, 1, 2),
+                                    torch.tensor([1.0, 4]).reshape(1, 1, 1, 2),
+                                    0.5).item() == pytest.approx(LN2 ** 2, rel=1e-6)
+    # pred (2, 8) = 2 x target (1, 4): d = (ln 2, ln 2): ln^2 2 - w ln^2 2.
+    prediction = torch.tensor([2.0, 8]).reshape(1, 1, 1, 2)
+    target = torch.tensor([1.0, 4]).reshape(1, 1, 1, 2)
+    assert scale_invariant_log_loss(prediction, target, 1.0).item() == pytest.approx(0, abs=1e-7)
+    assert scale_invariant_log_loss(prediction, target, 0.5).item() == pytest.approx(
+        0.5 * LN2 ** 2, rel=1e-6)
+
+
+def test_normalized_feature_distance_by_hand():
+    # Pixel 0: n(3, 4) = (0.6, 0.8), n(1, 0) = (1, 0): (-0.4)^2 + 0.8^2 = 0.8.
+    # Pixel 1: n(0, 2) = (0, 1) = n(0, 5): 0. Mean over pixels: 0.4.
+    prediction = torch.tensor([[[[3.0, 0.0]], [[4.0, 2.0]]]])  # (1, 2, 1, 2)
+    target = torch.tensor([[[[1.0, 0.0]], [[0.0, 5.0]]]])
+    assert normalized_feature_distance(prediction, target).item() == pytest.approx(0.4)
+
+
+def test_normalized_feature_distance_resizes_prediction_to_target():
+    # A 1x1 prediction (3, 4) upsamples to a constant (0.6, 0.8) over the 2x2 target.
+    # Targets: (1, 0) -> 0.8; (6, 8) -> 0; (0, 1) -> 0.6^2 + 0.2^2 = 0.4;
+    # (-3, -4) -> 1.2^2 + 1.6^2 = 4. Mean = 5.2 / 4 = 1.3.
+    prediction = torch.tensor([3.0, 4.0]).reshape(1, 2, 1, 1)
+    target = torch.tensor([[[1.0, 6.0], [0.0, -3.0]], [[0.0, 8.0], [1.0, -4.0]]]).unsqueeze(0)
+    assert normalized_feature_distance(prediction, target).item() == pytest.approx(1.3)
+
+
+def test_normalized_feature_distance_rejects_channel_mismatch():
+    with pytest.raises(ValueError, match='channels differ'):
+        normalized_feature_distance(torch.ones(1, 2, 1, 1), torch.ones(1, 3, 1, 1))
+
+
+def test_kl_with_temperature_by_hand():
+    # T = 2. Teacher logits (2 ln 3, 0) / T = (ln 3, 0) -> p = (3/4, 1/4).
+    # Student logits (0, 0) -> q = (1/2, 1/2).
+    # KL(p || q) = 3/4 ln(3/2) + 1/4 ln(1/2); times T^2 = 4: 3 ln 1.5 - ln 2.
+    teacher = torch.tensor([2 * LN3, 0.0]).reshape(1, 2, 1, 1)
+    student = torch.zeros(1, 2, 1, 1, requires_grad=True)
+    loss = kl_with_temperature(student, teacher, 2.0)
+    assert loss.item() == pytest.approx(3 * math.log(1.5) - LN2, rel=1e-6)
+    loss.backward()
+    assert student.grad is not None
+
+
+def test_kl_is_zero_for_identical_logits_and_gives_teacher_no_gradient():
+    student = torch.randn(2, 4, 3, 3, requires_grad=True)
+    teacher = student.detach().clone().requires_grad_(True)
+    loss = kl_with_temperature(student, teacher, 3.0)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    (loss + kl_with_temperature(student, teacher * 2, 3.0)).backward()
+    assert teacher.grad is None and student.grad is not None
+
+
+def test_attention_map_by_hand():
+    # One image, 2 channels, 2 pixels: pixel 0 = (1, sqrt 2) -> 3; pixel 1 = (2, 0) -> 4.
+    # L2-normalised: (3, 4) / 5 = (0.6, 0.8).
+    features = torch.tensor([[[[1.0, 2.0]], [[math.sqrt(2.0), 0.0]]]])
+    assert torch.allclose(attention_map(features), torch.tensor([[0.6, 0.8]]), atol=1e-6)
+
+
+def test_group_labels_keeps_void():
+    grouping = torch.tensor([0, 1, 2, 3, 4, 5, 5])
+    labels = torch.tensor([[0, 6], [5, 255]])
+    assert torch.equal(group_labels(labels, grouping), torch.tensor([[0, 5], [5, 255]]))
+
+
+def test_resize_nearest_keeps_integer_ids():
+    labels = torch.tensor([[[[3, 7]]]])
+    assert torch.equal(resize_to(labels, (2, 4), mode='nearest'),
+                       torch.tensor([[[[3, 3, 7, 7], [3, 3, 7, 7]]]]))
+
+
+def test_task_loss_terms_weights_and_drops():
+    # CE: logits (0, 0) label 0 -> ln 2; L1: |1 - 3| = 2 m.
+    out = ModelOutput(seg_logits=torch.zeros(1, 2, 1, 1), depth=torch.ones(1, 1, 1, 1))
+    batch = {'labels': torch.zeros(1, 1, 1, dtype=torch.long), 'depth': torch.full((1, 1, 1, 1), 3.0)}
+    terms = task_loss_terms(batch, out, 0.5, 2.0)
+    assert terms['task/seg'].item() == pytest.approx(0.5 * LN2)
+    assert terms['task/depth'].item() == pytest.approx(4.0)
+    assert set(task_loss_terms(batch, out, 1.0, 0.0)) == {'task/seg'}
+
+
+def test_seeded_init_is_deterministic_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    with seeded_init(9):
+        first = torch.nn.Conv2d(2, 2, 1).weight.detach().clone()
+    assert torch.equal(torch.rand(3), expected_next)
+    with seeded_init(9):
+        second = torch.nn.Conv2d(2, 2, 1).weight.detach().clone()
+    assert torch.equal(first, second)
