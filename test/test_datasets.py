@@ -393,3 +393,19 @@ def test_registry_size_frames_and_augment(tmp_path):
 def test_unknown_spec_lists_valid_forms(spec):
     with pytest.raises(DatasetError, match='valid forms: synthetic, synthetic:DIR, nyuv2:DIR'):
         parse_spec(spec)
+
+
+def test_registry_renders_synthetic_on_the_fly_with_split_seeds():
+    from jointdistill_core.data.synthetic import SPLIT_SEED_START, render_scene
+    dataset, classes = build_dataset('synthetic', 'val', size=(32, 64), num_frames=2)
+    assert classes == 7 and len(dataset) == 2
+    sample = dataset[1]
+    frame = render_scene(SPLIT_SEED_START['val'] + 1, 32, 64)
+    np.testing.assert_allclose(sample['image'].numpy(), frame.image.transpose(2, 0, 1) / 255.0,
+                               atol=1e-6)
+    np.testing.assert_array_equal(sample['labels'].numpy(), frame.labels)
+    torch.manual_seed(1)
+    augmented, _ = build_dataset('synthetic', 'train', size=(32, 64), num_frames=1, augment=True)
+    assert augmented[0]['depth'].shape == (1, 32, 64) and 'K' in augmented[0]
+    with pytest.raises(DatasetError, match="got 'dev'"):
+        build_dataset('synthetic', 'dev')
