@@ -47,6 +47,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
+        os.chmod(temp_name, _file_mode(path))
         with os.fdopen(handle, 'wb') as temp_file:
             temp_file.write(data)
             temp_file.flush()
@@ -57,6 +58,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.unlink(temp_name)
         raise
     _fsync_directory(path.parent)
+
+
+def _file_mode(path: Path) -> int:
+    """The mode a plain open() would give: the old file's, else 0o666 minus the umask."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_directory(directory: Path) -> None:

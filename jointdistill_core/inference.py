@@ -128,7 +128,9 @@ class _OnnxRunner:
 class _TorchScriptRunner:
     def __init__(self, path: Path, device: torch.device, output_names: list[str]) -> None:
         try:
-            self.module = torch.jit.load(str(path), map_location=device).eval()
+            with warnings.catch_warnings():  # TorchScript is deprecated upstream, still deployed
+                warnings.simplefilter('ignore', DeprecationWarning)
+                self.module = torch.jit.load(str(path), map_location=device).eval()
         except Exception as error:  # torch raises several types for a bad archive
             raise ValueError(f'{path}: not a loadable TorchScript file ({error})'.split('\n')[0]
                              ) from error

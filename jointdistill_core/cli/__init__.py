@@ -9,6 +9,8 @@ import sys
 # Module names under jointdistill_core.cli, in the order `--help` lists them.
 SUBCOMMAND_MODULES = [
     'bag',
+    'train',
+    'export',
 ]
 
 

@@ -242,7 +242,10 @@ class UNetDecoder(nn.Module):
 
 
 def check_input(x: torch.Tensor, network: str) -> None:
-    """(N, 3, H, W) with H and W multiples of 32, or a ValueError naming the shape."""
+    """(N, 3, H, W) with H and W multiples of 32, or a ValueError naming the shape.
+    Skipped while tracing for export: the traced graph has a fixed, already checked shape."""
+    if torch.jit.is_tracing():
+        return
     if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] % 32 or x.shape[3] % 32:
         raise ValueError(f'{network}: expected an image batch (N, 3, H, W) with H and W '
                          f'multiples of 32, got shape {tuple(x.shape)}')

@@ -6,6 +6,7 @@ A TorchScript archive contains code that runs when called: load only files you t
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,9 @@ class ExternalTeacher(nn.Module):
 
     def _load_torchscript(self) -> torch.jit.ScriptModule:
         try:
-            module = torch.jit.load(str(self.path), map_location='cpu')
+            with warnings.catch_warnings():  # deprecated upstream, still what users ship
+                warnings.simplefilter('ignore', DeprecationWarning)
+                module = torch.jit.load(str(self.path), map_location='cpu')
         except Exception as error:  # torch raises RuntimeError/ValueError variants
             raise ExternalModelError(f'ExternalTeacher {self.path}: not a readable TorchScript '
                                      f'archive ({type(error).__name__}: {error})'.split('\n')[0]

@@ -1,0 +1,103 @@
+"""Export a network to ONNX or TorchScript for deployment without the Python model code.
+
+The exported graph is the BatchNorm-folded network at a fixed input size (1, 3, H, W),
+float RGB in [0, 1] (normalisation is inside), with outputs in this order, as present:
+  depth       (1, 1, H, W) metres
+  seg_logits  (1, C, H, W)
+A JSON sidecar PATH.json (read by `Predictor.from_exported`) records the input size, class
+count, max depth, output names and the source checkpoint. Both files are written to
+temporary names and renamed into place; an existing output is only replaced with force.
+"""
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from jointdistill_core.checkpoint import atomic_write_bytes
+from jointdistill_core.inference import EXPORT_SIDECAR_FORMAT
+from jointdistill_core.models.blocks import fuse_conv_bn
+
+FORMATS = ('onnx', 'torchscript')
+ONNX_OPSET = 17
+
+
+class ExportError(ValueError):
+    """The export cannot be written; the message names the file or setting at fault."""
+
+
+class _ExportWrapper(nn.Module):
+    """ModelOutput -> a plain tuple (depth, seg_logits), which ONNX and tracing need."""
+
+    def __init__(self, model: nn.Module, output_names: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.output_names = output_names
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(x)
+        return tuple(getattr(out, name) for name in self.output_names)
+
+
+def output_names_of(model: nn.Module, size: tuple[int, int]) -> list[str]:
+    """Names of the non-empty outputs ('depth', 'seg_logits') the model produces."""
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, *size))
+    return [name for name in ('depth', 'seg_logits') if getattr(out, name) is not None]
+
+
+def export_model(model: nn.Module, fmt: str, size: tuple[int, int], out: str | Path,
+                 force: bool = False, source: str | None = None) -> Path:
+    """Export `model` (left untouched; a fused CPU copy is exported) to `out`.
+
+    fmt: 'onnx' (opset 17) or 'torchscript' (traced). size: (H, W) pixels, multiples of 32.
+    Returns the path of the sidecar JSON.
+    """
+    out = Path(out)
+    sidecar = Path(f'{out}.json')
+    if fmt not in FORMATS:
+        raise ExportError(f'format must be one of {FORMATS}, got {fmt!r}')
+    if len(size) != 2 or any(v <= 0 or v % 32 for v in size):
+        raise ExportError(f'size must be HxW with positive multiples of 32, got {size}')
+    for existing in (out, sidecar):
+        if existing.exists() and not force:
+            raise ExportError(f'{existing} exists; pass --force to overwrite it')
+    fused = fuse_conv_bn(model).to('cpu').eval()
+    names = output_names_of(fused, size)
+    wrapper = _ExportWrapper(fused, names).eval()
+    example = torch.rand(1, 3, *size)
+    data = _onnx_bytes(wrapper, example, names) if fmt == 'onnx' else \
+        _torchscript_bytes(wrapper, example)
+    atomic_write_bytes(out, data)
+    meta = {'format': EXPORT_SIDECAR_FORMAT, 'version': 1, 'backend': fmt,
+            'input_size': [int(size[0]), int(size[1])], 'input_name': 'image',
+            'outputs': names, 'num_classes': int(getattr(model, 'num_classes', 0)),
+            'max_depth': getattr(model, 'max_depth', None),
+            'model': getattr(model, 'spec', None), 'source_checkpoint': source,
+            'opset': ONNX_OPSET if fmt == 'onnx' else None}
+    atomic_write_bytes(sidecar, (json.dumps(meta, indent=2) + '\n').encode())
+    return sidecar
+
+
+def _onnx_bytes(wrapper: nn.Module, example: torch.Tensor, names: list[str]) -> bytes:
+    buffer = io.BytesIO()
+    # The TorchScript-based exporter (deprecated upstream): the dynamo one needs onnxscript,
+    # which is not installed here.
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        torch.onnx.export(wrapper, (example,), buffer, dynamo=False, opset_version=ONNX_OPSET,
+                          input_names=['image'], output_names=names, do_constant_folding=True)
+    return buffer.getvalue()
+
+
+def _torchscript_bytes(wrapper: nn.Module, example: torch.Tensor) -> bytes:
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():  # deprecated upstream, still deployed
+        warnings.simplefilter('ignore', DeprecationWarning)
+        traced = torch.jit.trace(wrapper, (example,), strict=False)
+        torch.jit.save(traced, buffer)
+    return buffer.getvalue()
