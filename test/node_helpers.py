@@ -54,6 +54,9 @@ def save_tiny_student(stem: Path, input_size: tuple[int, int] = (64, 96), seed: 
 
     torch.manual_seed(seed)
     model = build_model({'arch': 'student', 'width_mult': 0.25, 'decoder_channels': [16, 16, 16]})
+    # Default initialisation gives near-constant logits (one class everywhere); a wider
+    # classifier makes the labels vary across the image so comparisons mean something.
+    torch.nn.init.normal_(model.seg_head.weight, std=3.0)
     return save_checkpoint(stem, model.eval(), {'input_size': list(input_size)})
 
 
