@@ -85,7 +85,7 @@ class BagPlayer:
 
     def _play_once(self, stats: PlayStats, on_published: PublishedCallback | None,
                    stop: threading.Event) -> None:
-        first_log_ns = None
+        first_log_ns = last_clock_ns = None
         loop_start = time.monotonic()
         for message in iter_raw(self.bag, self.topics):
             if first_log_ns is None:
@@ -95,8 +95,9 @@ class BagPlayer:
             due = loop_start + (message.log_time_ns - first_log_ns) / 1e9 / self.rate
             if stop.wait(max(0.0, due - time.monotonic())):
                 return
-            if self.clock_publisher is not None:
+            if self.clock_publisher is not None and message.log_time_ns != last_clock_ns:
                 self._publish_clock(message.log_time_ns)
+                last_clock_ns = message.log_time_ns
             published_at = time.monotonic()
             self.publishers[message.topic].publish(message.data)
             stats.published[message.topic] = stats.published.get(message.topic, 0) + 1

@@ -5,6 +5,7 @@ rclpy publisher sends. Decoders honour `step` (padded rows) and `is_bigendian`.
 """
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import numpy as np
@@ -117,3 +118,13 @@ def serialize(msg: Any) -> bytes:
 
 def deserialize(raw: bytes | memoryview, msgtype: str) -> Any:
     return TYPESTORE.deserialize_cdr(raw, msgtype)
+
+
+def header_stamp_ns(raw: bytes) -> int:
+    """Header stamp (ns) read straight from the CDR bytes of a message whose first field is a
+    std_msgs/Header (Image, CameraInfo, ...), without deserializing the payload."""
+    if len(raw) < 12 or raw[0] != 0 or raw[1] not in (0, 1):
+        raise BagError(f'not a plain CDR message (encapsulation {raw[:2].hex()})')
+    order = '<' if raw[1] == 1 else '>'
+    sec, nanosec = struct.unpack_from(f'{order}iI', raw, 4)
+    return sec * 10**9 + nanosec

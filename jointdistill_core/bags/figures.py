@@ -1,0 +1,102 @@
+"""PNG figures of a bag evaluation: latency histogram and per-frame plot (matplotlib Agg, no
+pyplot state), and per-frame panels of overlays, depth colour maps and depth error maps."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from jointdistill_core.visualize import colorize_depth, overlay_labels
+
+_ERROR_LUT: np.ndarray | None = None
+
+
+def _figure(width_in: float = 7.0, height_in: float = 3.5) -> Figure:
+    figure = Figure(figsize=(width_in, height_in), dpi=110, layout='constrained')
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def write_latency_figures(out: Path, per_frame: list[dict]) -> list[Path]:
+    """latency_histogram.png and latency_per_frame.png (dropped frames marked); [] if no latency."""
+    latencies = [r['latency_ms'] for r in per_frame if r['latency_ms'] is not None]
+    if not latencies:
+        return []
+    histogram = _figure()
+    axes = histogram.add_subplot()
+    axes.hist(latencies, bins=min(40, max(5, len(latencies) // 3)), color='#3b75af')
+    axes.axvline(float(np.percentile(latencies, 95)), color='#c44e52', linestyle='--', label='p95')
+    axes.set_xlabel('latency (ms)')
+    axes.set_ylabel('frames')
+    axes.set_title(f'Latency of {len(latencies)} matched frames')
+    axes.legend()
+    histogram.savefig(out / 'latency_histogram.png')
+
+    timeline = _figure(8.0, 3.5)
+    axes = timeline.add_subplot()
+    matched = [(r['index'], r['latency_ms']) for r in per_frame if r['latency_ms'] is not None]
+    missed = [r['index'] for r in per_frame if r['status'] != 'matched']
+    axes.plot(*zip(*matched), marker='.', linewidth=0.8, color='#3b75af', label='matched')
+    if missed:
+        axes.plot(missed, [0.0] * len(missed), 'x', color='#c44e52',
+                  label=f'dropped or partial ({len(missed)})')
+    axes.set_xlabel('input frame')
+    axes.set_ylabel('latency (ms)')
+    axes.set_title('Per-frame latency')
+    axes.legend(loc='upper right')
+    timeline.savefig(out / 'latency_per_frame.png')
+    return [out / 'latency_histogram.png', out / 'latency_per_frame.png']
+
+
+def colorize_error(error: np.ndarray, max_error: float) -> np.ndarray:
+    """(H, W) absolute error in metres -> (H, W, 3) uint8 (magma); NaN = black."""
+    global _ERROR_LUT
+    if _ERROR_LUT is None:
+        from matplotlib import colormaps
+        _ERROR_LUT = (colormaps['magma'](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+    valid = np.isfinite(error)
+    index = np.clip(np.where(valid, error, 0) / max(max_error, 1e-6) * 255, 0, 255).astype(np.uint8)
+    rgb = _ERROR_LUT[index]
+    rgb[~valid] = 0
+    return rgb
+
+
+def _titled(tile: np.ndarray, title: str) -> np.ndarray:
+    tile = np.ascontiguousarray(tile)
+    height = max(12, tile.shape[0] // 16)
+    scale = height / 30.0
+    bar = np.full((height + 6, tile.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, title, (4, height), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                max(1, round(scale * 1.5)), cv2.LINE_AA)
+    return np.concatenate([bar, tile], axis=0)
+
+
+def write_sample_figure(path: Path, frame, depth: np.ndarray | None, labels: np.ndarray | None,
+                        num_classes: int) -> Path:
+    """Two rows: image | GT overlay | predicted overlay, GT depth | predicted depth | |error|."""
+    image = frame.image
+    blank = np.zeros_like(image)
+    gt_depth = frame.depth
+    far = None
+    if gt_depth is not None and np.isfinite(gt_depth).any():
+        far = float(np.nanpercentile(np.where(gt_depth > 0, gt_depth, np.nan), 99))
+    error_tile, error_title = blank, '|depth error| (no GT)'
+    if gt_depth is not None and depth is not None:
+        error = np.abs(depth - gt_depth)
+        finite = error[np.isfinite(error)]
+        max_error = float(np.percentile(finite, 99)) if finite.size else 1.0
+        error_tile, error_title = colorize_error(error, max_error), f'|depth error| 0-{max_error:.1f} m'
+    top = [_titled(image, 'input'),
+           _titled(overlay_labels(image, frame.labels, num_classes) if frame.labels is not None
+                   else blank, 'labels GT'),
+           _titled(overlay_labels(image, labels, num_classes) if labels is not None else blank,
+                   'labels predicted')]
+    bottom = [_titled(colorize_depth(gt_depth, far) if gt_depth is not None else blank, 'depth GT'),
+              _titled(colorize_depth(depth, far) if depth is not None else blank, 'depth predicted'),
+              _titled(error_tile, error_title)]
+    panel = np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom, axis=1)], axis=0)
+    cv2.imwrite(str(path), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+    return path
