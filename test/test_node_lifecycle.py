@@ -1,0 +1,114 @@
+"""perception_node's lifecycle, driven through lifecycle_msgs services from another process."""
+from __future__ import annotations
+
+import pytest
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from sensor_msgs.msg import Image
+
+from node_helpers import (
+    LifecycleClient, NodeProcess, TestNode, pattern_image, rgb_image_message, save_tiny_student)
+
+pytestmark = pytest.mark.ros
+
+
+def depth_count_after_publishing(probe: TestNode, publisher, received: list, frames: int,
+                                 wait_s: float) -> int:
+    """Publish `frames` images 0.3 s apart, spin `wait_s` more; return depth images received."""
+    before = len(received)
+    for index in range(frames):
+        publisher.publish(rgb_image_message(pattern_image(96, 128), 10**9 + index, 'cam'))
+        probe.spin_for(0.3)
+    probe.spin_for(wait_s)
+    return len(received) - before
+
+
+def test_configure_fails_for_a_missing_model_and_names_it(ros_env, tmp_path):
+    missing = tmp_path / 'no_such_model.safetensors'
+    with NodeProcess(ros_env, {'model_path': str(missing), 'autostart': False},
+                     log_path=tmp_path / 'node.log') as node_process, TestNode('probe') as probe:
+        lifecycle = LifecycleClient(probe, node_process.node_name)
+        lifecycle.wait_ready()
+        assert lifecycle.get_state() == 'unconfigured'
+        assert lifecycle.change_state('configure') is False
+        assert lifecycle.get_state() == 'unconfigured'
+        assert node_process.process.poll() is None
+        log = node_process.log()
+    assert 'model_path' in log and str(missing) in log, log
+
+
+def test_full_lifecycle_and_processing_only_while_active(ros_env, tmp_path):
+    checkpoint = save_tiny_student(tmp_path / 'student')
+    parameters = {'model_path': str(checkpoint), 'autostart': False, 'device': 'cpu'}
+    with NodeProcess(ros_env, parameters, log_path=tmp_path / 'node.log') as node_process, \
+            TestNode('probe') as probe:
+        lifecycle = LifecycleClient(probe, node_process.node_name)
+        lifecycle.wait_ready()
+        received: list[Image] = []
+        probe.node.create_subscription(Image, 'depth/image', received.append, 10)
+        publisher = probe.node.create_publisher(Image, 'image', 10)
+
+        assert lifecycle.get_state() == 'unconfigured'
+        assert lifecycle.change_state('configure') is True
+        assert lifecycle.get_state() == 'inactive'
+        probe.spin_for(1.0)
+        assert publisher.get_subscription_count() == 0  # subscriptions exist only when active
+
+        assert lifecycle.change_state('activate') is True
+        assert lifecycle.get_state() == 'active'
+        probe.spin_until(lambda: publisher.get_subscription_count() > 0, 30, 'the subscription')
+        assert depth_count_after_publishing(probe, publisher, received, 3, 2.0) >= 2
+
+        assert lifecycle.change_state('deactivate') is True
+        assert lifecycle.get_state() == 'inactive'
+        probe.spin_until(lambda: publisher.get_subscription_count() == 0, 30,
+                         'the subscription to go away')
+        assert depth_count_after_publishing(probe, publisher, received, 2, 1.0) == 0
+
+        assert lifecycle.change_state('cleanup') is True
+        assert lifecycle.get_state() == 'unconfigured'
+        assert lifecycle.change_state('configure') is True  # reload after cleanup works
+        assert lifecycle.change_state('activate') is True
+        probe.spin_until(lambda: publisher.get_subscription_count() > 0, 30, 'the subscription')
+        assert depth_count_after_publishing(probe, publisher, received, 3, 2.0) >= 2
+
+        assert lifecycle.change_state('deactivate') is True
+        assert lifecycle.change_state('cleanup') is True
+        assert lifecycle.change_state('shutdown') is True
+        assert lifecycle.get_state() == 'finalized'
+        log = node_process.log()
+    assert 'Traceback' not in log, log
+
+
+def test_bad_start_up_value_fails_configure_until_fixed(ros_env, tmp_path):
+    checkpoint = save_tiny_student(tmp_path / 'student')
+    # 0 is below the declared range 1..16: the node must neither die nor accept it.
+    parameters = {'model_path': str(checkpoint), 'autostart': False, 'pointcloud_stride': 0,
+                  'device': 'gpu'}
+    with NodeProcess(ros_env, parameters, log_path=tmp_path / 'node.log') as node_process, \
+            TestNode('probe') as probe:
+        lifecycle = LifecycleClient(probe, node_process.node_name)
+        lifecycle.wait_ready()
+        assert lifecycle.change_state('configure') is False
+        assert "'pointcloud_stride'" in node_process.log()
+
+        set_parameters = probe.node.create_client(
+            SetParameters, f'{node_process.node_name}/set_parameters')
+        probe.spin_until(set_parameters.service_is_ready, 30, 'the set_parameters service')
+        request = SetParameters.Request(parameters=[ParameterMsg(
+            name='pointcloud_stride',
+            value=ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=2))])
+        future = set_parameters.call_async(request)
+        probe.spin_until(future.done, 30, 'set_parameters')
+        assert future.result().results[0].successful
+
+        assert lifecycle.change_state('configure') is False  # device 'gpu' is still wrong
+        assert "parameter 'device' is 'gpu'" in node_process.log()
+        request.parameters[0] = ParameterMsg(
+            name='device', value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                string_value='cpu'))
+        future = set_parameters.call_async(request)
+        probe.spin_until(future.done, 30, 'set_parameters')
+        assert lifecycle.change_state('configure') is True
+        assert lifecycle.get_state() == 'inactive'
