@@ -1,0 +1,8 @@
+"""Training: typed config, the training loop (single process or DDP), resume state, logs,
+and the evaluation shared with `jointdistill evaluate`. See docs/training.md."""
+from jointdistill_core.training.config import TrainConfig, load_train_config
+from jointdistill_core.training.trainer import (TrainingDiverged, TrainingError, TrainResult,
+                                                Trainer, train)
+
+__all__ = ['TrainConfig', 'TrainResult', 'Trainer', 'TrainingDiverged', 'TrainingError',
+           'load_train_config', 'train']

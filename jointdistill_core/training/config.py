@@ -1,0 +1,157 @@
+"""The typed training configuration (`jointdistill train --config FILE`).
+
+Every key is documented in docs/training.md. Loaded strictly: unknown keys and wrong types
+are errors naming the key path and the file.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from jointdistill_core.config import ConfigError, apply_overrides, from_dict, load_yaml_mapping
+
+TASKS = ('multi', 'seg', 'depth')
+
+
+@dataclass
+class ModelConfig:
+    """The network to train: `arch` is 'student', 'seg_teacher' or 'depth_teacher'; `kwargs`
+    go to its constructor (width, max_depth, num_classes, ...)."""
+    arch: str = 'student'
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MethodConfig:
+    """Distillation method (registry name) and its hyperparameters (validated by the method)."""
+    name: str = 'mtl'
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TeacherConfig:
+    """A frozen teacher: a checkpoint of this project (`external: false`), or a TorchScript
+    (.pt) / ONNX (.onnx) file mapping an image to logits or depth (`external: true`)."""
+    path: str = ''
+    external: bool = False
+
+
+@dataclass
+class TeachersConfig:
+    seg: TeacherConfig | None = None
+    depth: TeacherConfig | None = None
+
+
+@dataclass
+class DataConfig:
+    """`spec` as for the dataset registry: synthetic, synthetic:DIR, nyuv2:DIR, cityscapes:DIR,
+    folder:DIR. `size` is 'HxW' pixels or null for the dataset's own size. `batch_size` is
+    the GLOBAL batch: under DDP each of the P processes loads batch_size / P samples."""
+    spec: str = 'synthetic'
+    train_split: str = 'train'
+    val_split: str = 'val'
+    size: str | None = '128x256'
+    num_frames: int | None = None
+    val_frames: int | None = None
+    augment: bool = False
+    batch_size: int = 8
+    workers: int = 0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW. `adaptor_lr` is the learning rate of the method's own modules (adaptors,
+    connectors, translators); null = `lr`."""
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    adaptor_lr: float | None = None
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate factor per step: linear warm-up over `warmup` steps, then 'cosine'
+    (down to `min_factor` at the last step) or 'step' (times `gamma` every `step_every`)."""
+    name: Literal['cosine', 'step'] = 'cosine'
+    warmup: int = 0
+    min_factor: float = 0.0
+    step_every: int = 1000
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    """task: 'multi' trains the student with `method`; 'seg' / 'depth' train a single-task
+    teacher with its plain task loss (cross-entropy / L1 on valid pixels)."""
+    task: Literal['multi', 'seg', 'depth'] = 'multi'
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    teachers: TeachersConfig = field(default_factory=TeachersConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    steps: int = 1000
+    val_every: int = 200
+    log_every: int = 10
+    seed: int = 0
+    out: str = 'runs/train'
+    device: Literal['auto', 'cpu', 'cuda'] = 'auto'
+    amp: bool = False
+
+
+def parse_size(text: str | None, where: str = 'size') -> tuple[int, int] | None:
+    """'128x256' -> (128, 256) pixels (height, width); None stays None."""
+    if text is None:
+        return None
+    match = re.fullmatch(r'\s*(\d+)\s*[xX]\s*(\d+)\s*', str(text))
+    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+        raise ConfigError(f'{where}: {text!r} is not HxW (e.g. 128x256)')
+    return int(match.group(1)), int(match.group(2))
+
+
+def validate(config: TrainConfig, source: str) -> TrainConfig:
+    """Cross-field checks the type system cannot express; errors name key and file."""
+    def fail(key: str, message: str):
+        raise ConfigError(f'{source}: {key}: {message}')
+
+    for key in ('steps', 'val_every', 'log_every'):
+        if getattr(config, key) < 1:
+            fail(key, f'must be >= 1, got {getattr(config, key)}')
+    data = config.data
+    if data.batch_size < 1:
+        fail('data.batch_size', f'must be >= 1, got {data.batch_size}')
+    if data.workers < 0:
+        fail('data.workers', f'must be >= 0, got {data.workers}')
+    for key in ('num_frames', 'val_frames'):
+        value = getattr(data, key)
+        if value is not None and value < 1:
+            fail(f'data.{key}', f'must be >= 1 or null, got {value}')
+    parse_size(data.size, f'{source}: data.size')
+    optim = config.optim
+    for key in ('lr', 'weight_decay', 'adaptor_lr'):
+        value = getattr(optim, key)
+        if value is not None and value < 0:
+            fail(f'optim.{key}', f'must be >= 0, got {value}')
+    schedule = config.schedule
+    if schedule.warmup < 0:
+        fail('schedule.warmup', f'must be >= 0, got {schedule.warmup}')
+    if schedule.step_every < 1:
+        fail('schedule.step_every', f'must be >= 1, got {schedule.step_every}')
+    if not 0.0 <= schedule.min_factor <= 1.0:
+        fail('schedule.min_factor', f'must be in [0, 1], got {schedule.min_factor}')
+    for task in ('seg', 'depth'):
+        teacher = getattr(config.teachers, task)
+        if teacher is not None and not teacher.path:
+            fail(f'teachers.{task}.path', 'is empty')
+    if config.task != 'multi' and (config.teachers.seg or config.teachers.depth):
+        fail('teachers', f'task {config.task!r} trains a teacher from labels; remove teachers')
+    return config
+
+
+def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read FILE, apply `key=value` overrides, check types and cross-field rules.
+    Relative teacher paths are resolved against the current directory (where the command
+    runs), as are `out` and dataset directories."""
+    mapping = apply_overrides(load_yaml_mapping(path), overrides or [])
+    return validate(from_dict(TrainConfig, mapping, source=str(path)), str(path))

@@ -1,0 +1,114 @@
+"""Data-parallel training under `torchrun` (gloo on CPU, nccl on CUDA).
+
+`torchrun` sets RANK, WORLD_SIZE and LOCAL_RANK; without them training runs in one process.
+Batch normalisation is synchronised across processes so that P processes with B/P samples
+each compute what one process computes with B samples, with `CrossProcessBatchNorm2d` below
+on CPU and CUDA alike (PyTorch's SyncBatchNorm refuses CPU tensors, and one code path is
+the one the CPU test checks).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def any_true(self, flag: bool) -> bool:
+        """True on every process when `flag` is true on at least one."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
+
+def init_distributed(device: torch.device) -> DistContext:
+    """Join the process group that torchrun describes in the environment, if any."""
+    world_size = int(os.environ.get('WORLD_SIZE', '1'))
+    if world_size <= 1:
+        return DistContext()
+    rank, local_rank = int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', '0'))
+    if not dist.is_initialized():
+        dist.init_process_group(backend='nccl' if device.type == 'cuda' else 'gloo')
+    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def shutdown_distributed(context: DistContext) -> None:
+    if context.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class CrossProcessBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training-mode statistics pool the batches of all processes.
+
+    Per channel, the sums of x and x^2 and the pixel count are summed across processes with a
+    differentiable all-reduce, so the backward pass also flows through the other processes'
+    share of the statistics, as in SyncBatchNorm. Running statistics use the unbiased
+    variance, as nn.BatchNorm2d does. Same parameters and buffers as nn.BatchNorm2d.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+        channels, input_dtype = x.shape[1], x.dtype
+        x = x.float()  # statistics in float32 also under autocast
+        count = torch.full((1,), x.numel() / channels, dtype=x.dtype, device=x.device)
+        stats = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)), count])
+        stats = all_reduce(stats)
+        total = stats[-1]
+        mean = stats[:channels] / total
+        var = stats[channels:2 * channels] / total - mean * mean
+        if self.track_running_stats:
+            self._update_running_stats(mean.detach(), var.detach(), total.detach())
+        shape = (1, channels, 1, 1)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(input_dtype)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor,
+                              count: torch.Tensor) -> None:
+        self.num_batches_tracked.add_(1)
+        momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                    else self.momentum)
+        unbiased = var * count / torch.clamp(count - 1, min=1)
+        self.running_mean.mul_(1 - momentum).add_(momentum * mean)
+        self.running_var.mul_(1 - momentum).add_(momentum * unbiased)
+
+
+def synchronize_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Swap every BatchNorm2d for its cross-process version, keeping weights and buffers.
+    Returns `module` (changed in place; the state_dict keys are unchanged)."""
+    for name, child in module.named_children():
+        if type(child) is nn.BatchNorm2d:
+            replacement = CrossProcessBatchNorm2d(child.num_features, child.eps, child.momentum,
+                                                  child.affine, child.track_running_stats)
+            replacement.load_state_dict(child.state_dict())
+            replacement.to(child.weight.device if child.affine else device)
+            setattr(module, name, replacement)
+        else:
+            synchronize_batch_norm(child, device)
+    return module

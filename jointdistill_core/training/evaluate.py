@@ -1,0 +1,93 @@
+"""Evaluation shared by training validation and `jointdistill evaluate`.
+
+Both run the network directly (not the Predictor) on batches at the dataset's resolution,
+so validation during training and the evaluate command compute the same numbers. Labels
+are the arg-max of the logits; depth is the network's metric output in metres. Metrics are
+pooled over the whole split (jointdistill_core.metrics, docs/metrics.md).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from jointdistill_core.metrics import DepthAccumulator, SegmentationAccumulator
+
+SEG_KEYS = ('miou', 'pixel_acc')
+DEPTH_KEYS = ('abs_err', 'abs_rel', 'rmse', 'delta1', 'delta2', 'delta3')
+
+
+@torch.no_grad()
+def predict_batch(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor | None,
+                                                                   torch.Tensor | None]:
+    """images (N, 3, H, W) in [0, 1] -> (labels (N, H, W) int64 or None,
+    depth (N, H, W) metres or None)."""
+    output = model(images)
+    labels = output.seg_logits.argmax(dim=1) if output.seg_logits is not None else None
+    depth = output.depth[:, 0] if output.depth is not None else None
+    return labels, depth
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, dataset: Dataset, num_classes: int, device: torch.device,
+                   batch_size: int = 8, tasks: Iterable[str] = ('seg_logits', 'depth'),
+                   workers: int = 0, progress: bool = False) -> dict[str, float]:
+    """Metrics of `model` (put in eval mode) over all of `dataset`: for the outputs in
+    `tasks` ('seg_logits' -> miou, pixel_acc; 'depth' -> abs_err (m), abs_rel, rmse (m),
+    delta1..3). Fractions, not percentages."""
+    tasks = tuple(tasks)
+    model.eval()
+    segmentation = SegmentationAccumulator(num_classes)
+    depth_errors = DepthAccumulator()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        generator=torch.Generator())  # leaves the global RNG untouched
+    for batch in tqdm(loader, desc='evaluate', unit='batch', disable=not progress,
+                      dynamic_ncols=True):
+        labels, depth = predict_batch(model, batch['image'].to(device))
+        if 'seg_logits' in tasks and labels is not None:
+            segmentation.update(labels.cpu().numpy(), batch['labels'].numpy())
+        if 'depth' in tasks and depth is not None:
+            depth_errors.update(depth.float().cpu().numpy(), batch['depth'][:, 0].numpy())
+    metrics: dict[str, float] = {}
+    if 'seg_logits' in tasks:
+        computed = segmentation.compute()
+        metrics.update({key: computed[key] for key in SEG_KEYS})
+    if 'depth' in tasks:
+        computed = depth_errors.compute()
+        metrics.update({key: computed[key] for key in DEPTH_KEYS})
+    return metrics
+
+
+def selection_score(metrics: dict[str, float], task: str) -> float:
+    """Higher is better; picks the `best` checkpoint. multi: miou - abs_rel; seg: miou;
+    depth: -abs_rel (both fractions). NaN (nothing valid) counts as -inf."""
+    if task == 'seg':
+        score = metrics['miou']
+    elif task == 'depth':
+        score = -metrics['abs_rel']
+    else:
+        score = metrics['miou'] - metrics['abs_rel']
+    return score if math.isfinite(score) else -math.inf
+
+
+def format_table(metrics: dict[str, float]) -> str:
+    """A Markdown table of metric name and value (percent for fractions that are rates)."""
+    rows = ['| metric | value |', '|---|---|']
+    for key, value in metrics.items():
+        rows.append(f'| {key} | {_format_value(key, value)} |')
+    return '\n'.join(rows)
+
+
+def _format_value(key: str, value: float) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return 'n/a'
+    if key in ('miou', 'pixel_acc', 'delta1', 'delta2', 'delta3'):
+        return f'{100 * value:.2f} %'
+    if key in ('abs_err', 'rmse'):
+        return f'{value:.4f} m'
+    return f'{value:.4f}'

@@ -1,0 +1,464 @@
+"""The training loop behind `jointdistill train` (single process, or DDP under torchrun).
+
+Per step (the contract of jointdistill_core.distill.base): the student and the frozen
+teachers see the batch, the method returns named loss terms, their sum is minimised with
+AdamW; `method.on_step_end` returns values to log (e.g. adaptive teacher weights).
+
+Files under the output folder:
+  config.yaml              the resolved configuration
+  last.{safetensors,json}  the model after the latest validation (a checkpoint)
+  best.{safetensors,json}  the model with the best validation score so far
+  resume.safetensors       everything --resume needs (see `TrainingState`)
+  metrics.csv, tensorboard/  logs
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from jointdistill_core.config import ConfigError, to_dict
+from jointdistill_core.training.config import TrainConfig, parse_size
+from jointdistill_core.training.ddp import (DistContext, init_distributed, shutdown_distributed,
+                                            synchronize_batch_norm)
+from jointdistill_core.training.evaluate import evaluate_model, selection_score
+from jointdistill_core.training.logging import RunLogger
+from jointdistill_core.training.sampling import SeededDataset, StepBatchSampler
+from jointdistill_core.training.state import capture_rng, load_state, restore_rng, save_state
+
+RESUME_NAME = 'resume.safetensors'
+# Keys that may differ between the saved and the resumed configuration.
+RESUMABLE_CHANGES = ('steps', 'val_every', 'log_every', 'out', 'data.workers')
+TASK_ARCH_OUTPUTS = {'multi': ('seg_logits', 'depth'), 'seg': ('seg_logits',),
+                     'depth': ('depth',)}
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue; the message says why and where."""
+
+
+class TrainingDiverged(TrainingError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    steps: int
+    best_score: float
+    last_metrics: dict[str, float]
+    wall_time_s: float
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise ConfigError('device: cuda was asked for but no CUDA device is available')
+    if name == 'auto':
+        name = 'cuda' if torch.cuda.is_available() else 'cpu'
+    return torch.device(name)
+
+
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """Multiplier of the base learning rates for (0-based) `step`."""
+    schedule = config.schedule
+    if step < schedule.warmup:
+        return (step + 1) / schedule.warmup
+    if schedule.name == 'step':
+        return schedule.gamma ** ((step - schedule.warmup) // schedule.step_every)
+    span = max(1, config.steps - schedule.warmup - 1)
+    progress = min(1.0, (step - schedule.warmup) / span)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return schedule.min_factor + (1.0 - schedule.min_factor) * cosine
+
+
+class LossModule(nn.Module):
+    """Student plus method: forward(batch, teacher_outs) -> named loss terms. One module so
+    DDP averages the gradients of the method's own parameters too."""
+
+    def __init__(self, student: nn.Module, method: nn.Module):
+        super().__init__()
+        self.student, self.method = student, method
+
+    def forward(self, batch: dict, teacher_outs: dict) -> dict[str, torch.Tensor]:
+        student_out = self.student(batch['image'])
+        if not self.method.uses_labels:
+            batch = {key: value for key, value in batch.items() if key not in ('labels', 'depth')}
+        return self.method.losses(batch, student_out, teacher_outs)
+
+
+def set_determinism(seed: int) -> None:
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    random.seed(seed)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
+            for key, value in batch.items()}
+
+
+def _fixed_batch(dataset, count: int, seed: int) -> dict:
+    """`count` samples at seeded positions of `dataset`, collated (no augmentation RNG)."""
+    generator = torch.Generator().manual_seed(seed)
+    indices = torch.randperm(len(dataset), generator=generator)[:count].tolist()
+    samples = [SeededDataset(dataset)[(index, seed + index)] for index in indices]
+    return torch.utils.data.default_collate(samples)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True,
+                 stop_at: int | None = None):
+        """stop_at: end this invocation after that global step, with a resumable state saved
+        (for job time limits); None = run to `config.steps`."""
+        self.config = config
+        self.resume = resume
+        if stop_at is not None and stop_at < 1:
+            raise ConfigError(f'stop_at must be >= 1, got {stop_at}')
+        self.stop_at = stop_at
+        self.progress = progress
+        self.out_dir = Path(config.out)
+        self.device = resolve_device(config.device)
+        if config.amp and self.device.type != 'cuda':
+            raise ConfigError('amp: mixed precision is CUDA-only; set amp: false on CPU')
+        self.dist = DistContext()
+
+    # ---- set-up ---------------------------------------------------------------------------
+    def _build_data(self) -> None:
+        from jointdistill_core.data.registry import build_dataset
+        data = self.config.data
+        size = parse_size(data.size)
+        try:
+            self.train_set, self.num_classes = build_dataset(
+                data.spec, data.train_split, size=size, num_frames=data.num_frames,
+                augment=data.augment, num_classes=self.config.model.kwargs.get('num_classes'))
+            self.val_set, _ = build_dataset(
+                data.spec, data.val_split, size=size, num_frames=data.val_frames,
+                augment=False, num_classes=self.num_classes)
+        except (ValueError, OSError) as error:
+            raise ConfigError(f'data: {error}') from error
+        if len(self.val_set) == 0:
+            raise ConfigError(f'data.val_split: {data.spec} split {data.val_split!r} is empty')
+        self.input_size = size or tuple(self.train_set[0]['image'].shape[-2:])
+
+    def _build_student(self) -> nn.Module:
+        from jointdistill_core.models.factory import ModelSpecError, build_model
+        spec = {'arch': self.config.model.arch, **self.config.model.kwargs}
+        if self.config.task != 'depth' and 'num_classes' not in spec:
+            spec['num_classes'] = self.num_classes
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.seed)
+                model = build_model(spec)
+        except ModelSpecError as error:
+            raise ConfigError(f'model: {error}') from error
+        if getattr(model, 'num_classes', self.num_classes) not in (self.num_classes, None):
+            raise ConfigError(f'model.kwargs.num_classes: {model.num_classes} but the dataset '
+                              f'{self.config.data.spec} has {self.num_classes} classes')
+        return model.to(self.device)
+
+    def _check_outputs(self, model: nn.Module) -> None:
+        """The model must produce what its task trains, before any step is spent."""
+        probe = self.val_set[0]['image'][None].to(self.device)
+        model.eval()
+        with torch.no_grad():
+            output = model(probe)
+        model.train()
+        for name in TASK_ARCH_OUTPUTS[self.config.task]:
+            if getattr(output, name) is None:
+                raise ConfigError(f'model.arch: {self.config.model.arch!r} produces no '
+                                  f'{name}, which task {self.config.task!r} trains')
+
+    def _build_teachers(self) -> dict[str, nn.Module]:
+        from jointdistill_core.checkpoint import load_checkpoint
+        from jointdistill_core.models.external import ExternalTeacher
+        teachers = {}
+        for task in ('seg', 'depth'):
+            spec = getattr(self.config.teachers, task)
+            if spec is None:
+                continue
+            try:
+                if spec.external:
+                    teacher = ExternalTeacher(spec.path, task, max_depth=self.max_depth)
+                else:
+                    teacher, _ = load_checkpoint(spec.path, self.device)
+            except (ValueError, OSError) as error:
+                raise ConfigError(f'teachers.{task}.path: {error}') from error
+            teacher.to(self.device).eval()
+            for parameter in teacher.parameters():
+                parameter.requires_grad_(False)
+            teachers[task] = teacher
+        return teachers
+
+    def _build_method(self, student: nn.Module) -> nn.Module:
+        from jointdistill_core.distill import build_method
+        method_config = self.config.method
+        params = dict(method_config.params)
+        if self.config.task != 'multi':
+            if method_config.name != 'mtl':
+                raise ConfigError(f'method.name: task {self.config.task!r} trains a teacher '
+                                  f"with the plain task loss; use method 'mtl', not "
+                                  f'{method_config.name!r}')
+            params['depth_weight' if self.config.task == 'seg' else 'seg_weight'] = 0.0
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.seed + 1)
+                method = build_method(method_config.name, params, student, self.num_classes,
+                                      self.max_depth)
+        except (ValueError, TypeError, KeyError) as error:
+            raise ConfigError(f'method: {error}') from error
+        missing = [t for t in method.teachers_needed if t not in self.teachers]
+        if missing:
+            raise ConfigError(f'teachers: method {method_config.name!r} needs teacher(s) '
+                              f'{", ".join(missing)}; set teachers.<task>.path')
+        return method.to(self.device)
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        optim = self.config.optim
+        groups = [{'params': [p for p in self.student.parameters() if p.requires_grad],
+                   'lr': optim.lr, 'name': 'model'}]
+        method_params = [p for p in self.method.parameters() if p.requires_grad]
+        if method_params:
+            adaptor_lr = optim.lr if optim.adaptor_lr is None else optim.adaptor_lr
+            groups.append({'params': method_params, 'lr': adaptor_lr, 'name': 'method'})
+        for group in groups:
+            group['base_lr'] = group['lr']
+        return torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+
+    def setup(self) -> None:
+        config = self.config
+        set_determinism(config.seed)
+        self.dist = init_distributed(self.device)
+        if self.device.type == 'cuda':
+            self.device = torch.device('cuda', self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        self._build_data()
+        self.student = self._build_student()
+        self._check_outputs(self.student)
+        self.max_depth = float(getattr(self.student, 'max_depth', None) or 80.0)
+        self.teachers = self._build_teachers()
+        self.method = self._build_method(self.student)
+        local_batch = config.data.batch_size // self.dist.world_size
+        probe = _to_device(_fixed_batch(self.train_set, local_batch, config.seed), self.device)
+        val = _to_device(_fixed_batch(self.val_set, local_batch, config.seed + 1), self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + 2)
+            self.method.setup(probe, val, self.teachers)
+        self.method.to(self.device)
+        self.loss_module = LossModule(self.student, self.method)
+        if self.dist.enabled:
+            synchronize_batch_norm(self.loss_module, self.device)
+            self.loss_module = DistributedDataParallel(
+                self.loss_module, device_ids=[self.device.index] if self.device.type == 'cuda'
+                else None, find_unused_parameters=True)
+        self.optimizer = self._build_optimizer()
+        self.scaler = torch.amp.GradScaler('cuda', enabled=config.amp)
+        self.step = 0
+        self.best_score = -math.inf
+        if self.resume:
+            self._load_resume_state()
+
+    # ---- state ----------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {
+            'step': self.step,
+            'best_score': self.best_score,
+            'config': to_dict(self.config),
+            'model': self.student.state_dict(),
+            'method': self.method.state_dict(),
+            'optimizer': self.optimizer.state_dict(),
+            'scaler': self.scaler.state_dict(),
+            'rng': capture_rng(),
+        }
+
+    def _load_resume_state(self) -> None:
+        path = self.out_dir / RESUME_NAME
+        try:
+            state = load_state(path)
+        except (FileNotFoundError, ValueError) as error:
+            raise TrainingError(f'--resume: {error}') from error
+        _check_resumable(state['config'], to_dict(self.config), path)
+        if state['step'] >= self.config.steps:
+            raise TrainingError(f'--resume: {path} is at step {state["step"]}, the run has '
+                                f'steps: {self.config.steps}; raise steps to continue')
+        self.student.load_state_dict(state['model'])
+        self.method.load_state_dict(state['method'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        if state['scaler']:
+            self.scaler.load_state_dict(state['scaler'])
+        restore_rng(state['rng'])
+        self.step = int(state['step'])
+        self.best_score = float(state['best_score'])
+
+    def _save(self, metrics: dict[str, float], is_best: bool) -> None:
+        from jointdistill_core.checkpoint import save_checkpoint
+        extra = {'input_size': list(self.input_size), 'step': self.step, 'metrics': metrics,
+                 'num_classes': self.num_classes, 'train_config': to_dict(self.config)}
+        save_checkpoint(self.out_dir / 'last', self.student, extra)
+        if is_best:
+            save_checkpoint(self.out_dir / 'best', self.student, extra)
+        save_state(self.out_dir / RESUME_NAME, self._state())
+
+    # ---- loop -----------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        data = self.config.data
+        sampler = StepBatchSampler(len(self.train_set), data.batch_size, self.config.seed,
+                                   self.step, self.config.steps, self.dist.rank,
+                                   self.dist.world_size)
+        # Own generator: creating the loader then draws no number from the global RNG.
+        return DataLoader(SeededDataset(self.train_set), batch_sampler=sampler,
+                          num_workers=data.workers, pin_memory=self.device.type == 'cuda',
+                          generator=torch.Generator())
+
+    def _teacher_outputs(self, images: torch.Tensor) -> dict:
+        with torch.no_grad(), self._autocast():
+            return {task: self.teachers[task](images) for task in self.method.teachers_needed}
+
+    def _autocast(self):
+        return torch.autocast('cuda', dtype=torch.float16, enabled=self.config.amp)
+
+    def _train_step(self, batch: dict) -> tuple[dict[str, float], float]:
+        for group in self.optimizer.param_groups:
+            group['lr'] = group['base_lr'] * lr_factor(self.config, self.step)
+        teacher_outs = self._teacher_outputs(batch['image'])
+        with self._autocast():
+            terms = self.loss_module(batch, teacher_outs)
+        total = sum(terms.values())
+        values = {f'loss/{name}': float(term.detach()) for name, term in terms.items()}
+        values['loss/total'] = float(total.detach())
+        if self.dist.any_true(not math.isfinite(values['loss/total'])):
+            raise TrainingDiverged(
+                f'loss is not finite at step {self.step + 1}: '
+                + ', '.join(f'{name}={value:.6g}' for name, value in values.items())
+                + f'; training stopped. {self._kept_checkpoint()} Lower optim.lr or check '
+                  f'the data.')
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        method_logs = self.method.on_step_end(self.step, self.student) or {}
+        values.update({f'method/{key}': float(value) for key, value in method_logs.items()})
+        return values, self.optimizer.param_groups[0]['lr']
+
+    def _kept_checkpoint(self) -> str:
+        if self._saved_step is None:
+            return 'No checkpoint had been written yet.'
+        return (f'The last good checkpoint (step {self._saved_step}) is kept: '
+                f'{self.out_dir / "last.safetensors"}.')
+
+    def _validate(self) -> dict[str, float]:
+        metrics = evaluate_model(self.student, self.val_set, self.num_classes, self.device,
+                                 batch_size=self.config.data.batch_size,
+                                 tasks=TASK_ARCH_OUTPUTS[self.config.task])
+        self.student.train()
+        return metrics
+
+    def run(self) -> TrainResult:
+        self.setup()
+        start_time = time.perf_counter()
+        self._saved_step = self.step if self.resume else None
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / 'config.yaml').write_text(yaml.safe_dump(to_dict(self.config),
+                                                                    sort_keys=False))
+            logger = RunLogger(self.out_dir, start_step=self.step)
+        self.student.train()
+        last_metrics: dict[str, float] = {}
+        window: list[dict[str, float]] = []
+        bar = tqdm(total=self.config.steps, initial=self.step, desc='train', unit='step',
+                   disable=not (self.progress and self.dist.is_main), dynamic_ncols=True)
+        tick = time.perf_counter()
+        try:
+            for batch in self._loader():
+                values, lr = self._train_step(_to_device(batch, self.device))
+                window.append(values)
+                if self.step % self.config.log_every == 0 or self.step == self.config.steps:
+                    now = time.perf_counter()
+                    images_per_s = (len(window) * self.config.data.batch_size
+                                    / max(now - tick, 1e-9))
+                    tick = now
+                    averaged = {key: float(np.mean([v[key] for v in window if key in v]))
+                                for key in window[-1]}
+                    window = []
+                    bar.set_postfix(loss=f'{averaged["loss/total"]:.4f}',
+                                    img_s=f'{images_per_s:.1f}')
+                    if self.dist.is_main:
+                        logger.log(self.step, {**averaged, 'lr': lr, 'images_per_s': images_per_s})
+                bar.update(1)
+                stopping = self.step == self.stop_at
+                if (self.step % self.config.val_every == 0 or self.step == self.config.steps
+                        or stopping):
+                    last_metrics = self._validate_and_save(logger if self.dist.is_main else None)
+                if stopping:
+                    break
+        finally:
+            bar.close()
+            if self.dist.is_main:
+                logger.close()
+            shutdown_distributed(self.dist)
+        return TrainResult(self.out_dir, self.step, self.best_score, last_metrics,
+                           time.perf_counter() - start_time)
+
+    def _validate_and_save(self, logger: RunLogger | None) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        if self.dist.is_main:
+            metrics = self._validate()
+            score = selection_score(metrics, self.config.task)
+            is_best = score > self.best_score
+            self.best_score = max(score, self.best_score)
+            logger.log(self.step, {**{f'val/{k}': v for k, v in metrics.items()},
+                                   'val/score': score})
+            self._save(metrics, is_best)
+            self._saved_step = self.step
+        self.dist.barrier()
+        return metrics
+
+
+def _check_resumable(saved: dict, current: dict, path: Path) -> None:
+    differences = [key for key in _flat_keys(saved) | _flat_keys(current)
+                   if _lookup(saved, key) != _lookup(current, key)
+                   and not any(key == allowed or key.startswith(allowed + '.')
+                               for allowed in RESUMABLE_CHANGES)]
+    if differences:
+        raise TrainingError(f'--resume: the configuration differs from the one saved in {path} '
+                            f'at: {", ".join(sorted(differences))} (only '
+                            f'{", ".join(RESUMABLE_CHANGES)} may change)')
+
+
+def _flat_keys(mapping: dict, prefix: str = '') -> set[str]:
+    keys = set()
+    for key, value in mapping.items():
+        path = f'{prefix}{key}'
+        if isinstance(value, dict) and value:
+            keys |= _flat_keys(value, path + '.')
+        else:
+            keys.add(path)
+    return keys
+
+
+def _lookup(mapping: dict, dotted: str):
+    node = mapping
+    for part in dotted.split('.'):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True,
+          stop_at: int | None = None) -> TrainResult:
+    return Trainer(config, resume=resume, progress=progress, stop_at=stop_at).run()
