@@ -48,3 +48,31 @@ def overlay_labels(image: np.ndarray, labels: np.ndarray, num_classes: int = 7,
     blended = ((1.0 - alpha) * image + alpha * colors).astype(np.uint8)
     known = np.asarray(labels) < num_classes
     return np.where(known[..., None], blended, image)
+
+
+def contact_sheet(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: int = 7,
+                  gap: int = 4, max_depth: float | None = None) -> np.ndarray:
+    """One row per frame: image | depth colour map | label colours, on a white background.
+
+    frames: (image (H, W, 3) uint8 RGB, depth (H, W) metres, labels (H, W) ids) per row, all
+    of one size. Returns (rows * H + (rows + 1) * gap, 3 * W + 4 * gap, 3) uint8 RGB. The depth
+    colour scale is shared by all rows: `max_depth` metres, default the 99th percentile of
+    all valid depths.
+    """
+    if not frames:
+        raise ValueError('contact_sheet needs at least one frame')
+    height, width = frames[0][0].shape[:2]
+    if max_depth is None:
+        valid = np.concatenate([d[np.isfinite(d) & (d > 0)].ravel() for _, d, _ in frames])
+        max_depth = float(np.percentile(valid, 99)) if valid.size else 1.0
+    sheet = np.full((len(frames) * (height + gap) + gap, 3 * width + 4 * gap, 3), 255, np.uint8)
+    for row, (image, depth, labels) in enumerate(frames):
+        if image.shape[:2] != (height, width):
+            raise ValueError(f'contact_sheet: frame {row} is {image.shape[:2]}, '
+                             f'frame 0 is {(height, width)}')
+        top = gap + row * (height + gap)
+        tiles = (image, colorize_depth(depth, max_depth), colorize_labels(labels, num_classes))
+        for column, tile in enumerate(tiles):
+            left = gap + column * (width + gap)
+            sheet[top:top + height, left:left + width] = tile
+    return sheet
