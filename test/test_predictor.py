@@ -1,0 +1,187 @@
+"""Predictor: resolution, dtypes, the documented resize pipeline, devices, bad input."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from jointdistill_core.checkpoint import CheckpointError, save_checkpoint
+from jointdistill_core.inference import DeviceUnavailableError, Predictor, resolve_device
+from jointdistill_core.models import JointStudent, SegTeacher
+
+torch.set_num_threads(1)
+NO_CUDA = not torch.cuda.is_available()
+
+
+def _student() -> JointStudent:
+    torch.manual_seed(0)
+    model = JointStudent(width_mult=0.5, decoder_channels=(32, 24, 16), max_depth=40.0)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory) -> tuple[JointStudent, Path]:
+    model = _student()
+    path = tmp_path_factory.mktemp('predictor') / 'student'
+    save_checkpoint(path, model, extra={'input_size': [64, 128]})
+    return model, path
+
+
+@pytest.fixture(scope='module')
+def image() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    return cv2.resize(base, (640, 480), interpolation=cv2.INTER_LINEAR)  # some structure
+
+
+def test_output_resolution_and_dtypes_480x640_with_128x256_model(checkpoint, image) -> None:
+    _, path = checkpoint
+    predictor = Predictor.from_checkpoint(path, device='cpu', input_size=(128, 256))
+    assert predictor.input_size == (128, 256) and predictor.backend == 'torch'
+    assert predictor.num_classes == 7 and predictor.max_depth == 40.0
+    assert predictor.device.type == 'cpu' and predictor.precision == 'fp32'
+    depth, labels = predictor.predict(image)
+    assert depth.shape == (480, 640) and depth.dtype == np.float32
+    assert labels.shape == (480, 640) and labels.dtype == np.uint8
+    assert (depth > 0).all() and (depth <= 40.0).all()
+    assert labels.max() < 7
+
+
+def test_predict_equals_the_documented_pipeline(checkpoint, image) -> None:
+    """Stretch to the model size (INTER_AREA when shrinking), run the unfused network,
+    resize depth bilinearly and the arg-max labels with nearest neighbour."""
+    model, path = checkpoint
+    predictor = Predictor.from_checkpoint(path, device='cpu')  # input size from the checkpoint
+    assert predictor.input_size == (64, 128)
+    depth, labels = predictor.predict(image)
+
+    small = cv2.resize(image, (128, 64), interpolation=cv2.INTER_AREA)
+    x = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        out = model(x)
+    expected_depth = cv2.resize(out.depth[0, 0].numpy(), (640, 480), interpolation=cv2.INTER_LINEAR)
+    expected_labels = cv2.resize(out.seg_logits[0].argmax(0).numpy().astype(np.uint8), (640, 480),
+                                 interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_allclose(depth, expected_depth, atol=1e-4)
+    assert np.mean(labels == expected_labels) > 0.999  # BN folding may flip exact ties only
+
+
+def test_image_at_model_size_is_not_resized(checkpoint) -> None:
+    model, path = checkpoint
+    predictor = Predictor.from_checkpoint(path, device='cpu')
+    image = np.random.default_rng(1).integers(0, 256, (64, 128, 3), dtype=np.uint8)
+    depth, labels = predictor.predict(image)
+    with torch.no_grad():
+        out = model(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0)
+    np.testing.assert_allclose(depth, out.depth[0, 0].numpy(), atol=1e-4)
+    assert depth.shape == (64, 128) and labels.shape == (64, 128)
+
+
+def test_odd_and_upscaled_input_sizes_come_back_at_input_size(checkpoint) -> None:
+    _, path = checkpoint
+    predictor = Predictor.from_checkpoint(path, device='cpu')
+    for shape in ((37, 23, 3), (200, 90, 3)):
+        depth, labels = predictor.predict(np.zeros(shape, dtype=np.uint8))
+        assert depth.shape == labels.shape == shape[:2]
+
+
+def test_timings_report_the_last_call(checkpoint, image) -> None:
+    _, path = checkpoint
+    predictor = Predictor.from_checkpoint(path, device='cpu')
+    assert predictor.last_forward_ms is None
+    predictor.predict(image)
+    timings = predictor.timings
+    assert set(timings) == {'preprocess_ms', 'forward_ms', 'postprocess_ms', 'total_ms'}
+    assert all(value > 0 for value in timings.values())
+    assert timings['total_ms'] >= timings['forward_ms']
+    assert predictor.last_forward_ms == timings['forward_ms']
+
+
+def test_channels_last_gives_the_same_outputs(checkpoint, image) -> None:
+    _, path = checkpoint
+    plain = Predictor.from_checkpoint(path, device='cpu')
+    nhwc = Predictor.from_checkpoint(path, device='cpu', channels_last=True)
+    depth_a, labels_a = plain.predict(image)
+    depth_b, labels_b = nhwc.predict(image)
+    np.testing.assert_allclose(depth_b, depth_a, atol=1e-4)
+    assert np.mean(labels_a == labels_b) > 0.999
+
+
+def test_from_model_leaves_the_model_untouched() -> None:
+    model = _student().train()
+    predictor = Predictor.from_model(model, (64, 64), device='cpu')
+    assert model.training
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert predictor.predict(np.zeros((64, 64, 3), np.uint8))[0].shape == (64, 64)
+
+
+def test_segmentation_teacher_has_no_depth(tmp_path) -> None:
+    save_checkpoint(tmp_path / 'seg', SegTeacher(num_classes=4, width=8),
+                    extra={'input_size': [64, 64]})
+    predictor = Predictor.from_checkpoint(tmp_path / 'seg', device='cpu')
+    depth, labels = predictor.predict(np.zeros((50, 70, 3), np.uint8))
+    assert depth is None and labels.shape == (50, 70) and predictor.max_depth is None
+
+
+@pytest.mark.parametrize('bad, message', [
+    (np.zeros((48, 64, 3), np.float32), 'uint8 RGB, got dtype float32'),
+    (np.zeros((48, 64), np.uint8), r'shape \(H, W, 3\), got \(48, 64\)'),
+    (np.zeros((48, 64, 4), np.uint8), r'got \(48, 64, 4\)'),
+    (np.zeros((0, 64, 3), np.uint8), r'got \(0, 64, 3\)'),
+    ([[0, 1, 2]], 'numpy array, got list'),
+])
+def test_bad_images_are_rejected(checkpoint, bad, message: str) -> None:
+    _, path = checkpoint
+    predictor = Predictor.from_checkpoint(path, device='cpu')
+    with pytest.raises(ValueError, match=message):
+        predictor.predict(bad)
+
+
+@pytest.mark.skipif(not NO_CUDA, reason='this machine has CUDA: there is no fallback to test')
+def test_cuda_request_without_cuda_falls_back_to_cpu_with_a_warning(checkpoint) -> None:
+    _, path = checkpoint
+    with pytest.warns(RuntimeWarning, match='CUDA is not available.*falling back to CPU'):
+        predictor = Predictor.from_checkpoint(path, device='cuda')
+    assert predictor.device.type == 'cpu' and predictor.precision == 'fp32'
+    assert predictor.requested_device == 'cuda'
+    with pytest.raises(DeviceUnavailableError, match="'cuda:0' requested"):
+        Predictor.from_checkpoint(path, device='cuda:0', strict_device=True)
+
+
+def test_auto_device_and_argument_errors(checkpoint) -> None:
+    _, path = checkpoint
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # 'auto' never warns
+        assert resolve_device('auto').type == ('cpu' if NO_CUDA else 'cuda')
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu' or 'cuda"):
+        Predictor.from_checkpoint(path, device='tpu')
+    with pytest.raises(ValueError, match='precision must be one of'):
+        Predictor.from_checkpoint(path, device='cpu', precision='int8')
+    with pytest.raises(ValueError, match="'fp16' needs a CUDA device"):
+        Predictor.from_checkpoint(path, device='cpu', precision='fp16')
+    with pytest.raises(ValueError, match=r'multiples of 32, got \(100, 128\)'):
+        Predictor.from_checkpoint(path, device='cpu', input_size=(100, 128))
+    with pytest.raises(CheckpointError, match='missing.safetensors'):
+        Predictor.from_checkpoint(Path(path).parent / 'missing', device='cpu')
+
+
+@pytest.mark.skipif(NO_CUDA, reason='needs a CUDA GPU')
+def test_cuda_fp16_matches_cpu_fp32(checkpoint, image) -> None:
+    _, path = checkpoint
+    gpu = Predictor.from_checkpoint(path, device='cuda')
+    cpu = Predictor.from_checkpoint(path, device='cpu')
+    assert gpu.precision == 'fp16' and gpu.device.type == 'cuda'
+    depth_gpu, labels_gpu = gpu.predict(image)
+    depth_cpu, labels_cpu = cpu.predict(image)
+    assert depth_gpu.dtype == np.float32
+    np.testing.assert_allclose(depth_gpu, depth_cpu, rtol=2e-2, atol=5e-2)
+    assert np.mean(labels_gpu == labels_cpu) > 0.98
