@@ -25,12 +25,13 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
+from tqdm import tqdm
 
 import jointdistill_ros
 from jointdistill_core.bags import codec
 from jointdistill_core.bags.evaluation import FrameOutputs, check_report_dir, evaluate_outputs
 from jointdistill_core.bags.layout import IMAGE_TYPE, BagError, CameraTopics, OutputTopics
-from jointdistill_core.bags.reader import RawMessage, camera_topics_present
+from jointdistill_core.bags.reader import RawMessage, bag_topics, camera_topics_present
 from jointdistill_core.bags.writer import BagWriter, check_output_dir
 from jointdistill_ros.bag_player import BagPlayer
 
@@ -223,11 +224,16 @@ def run_live_eval(bag: str | Path, model: str | Path, out: str | Path, rate: flo
               CONNECT_TIMEOUT_S, f'the node to connect to {topics.image} and its outputs',
               node_process)
 
+        bar = tqdm(total=bag_topics(bag)[topics.image][1], desc='replay', unit='frame',
+                   disable=not progress)
+
         def on_published(message: RawMessage, published_at: float) -> None:
             if message.topic == topics.image:
                 published[codec.header_stamp_ns(message.data)] = published_at
+                bar.update()
         _log(progress, f'replaying {bag} at rate {rate:g}')
         stats = player.play(on_published)
+        bar.close()
         _drain(collector, list(published), node_process)
     finally:
         node_process.stop()

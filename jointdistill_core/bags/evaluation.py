@@ -56,7 +56,19 @@ def check_report_dir(out: str | Path, force: bool) -> Path:
         raise BagError(f'{out} already holds a report; pass --force to replace it')
     if out.exists() and not out.is_dir():
         raise BagError(f'--out {out} is a file, not a directory')
+    _remove_old_figures(out)
     return out
+
+
+def _remove_old_figures(out: Path) -> None:
+    """A replaced report takes its figures along (sample indices differ between runs)."""
+    try:
+        old = json.loads((out / 'report.json').read_text())
+    except (OSError, ValueError):
+        return
+    for name in old.get('figures', []) if isinstance(old, dict) else []:
+        if isinstance(name, str) and Path(name).name == name and name.endswith('.png'):
+            (out / name).unlink(missing_ok=True)
 
 
 def _finite_or_none(value: float | None) -> float | None:
