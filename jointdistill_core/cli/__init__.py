@@ -8,7 +8,9 @@ import sys
 
 # Module names under jointdistill_core.cli, in the order `--help` lists them.
 SUBCOMMAND_MODULES = [
+    'data',
     'bag',
+    'demo',
     'train',
     'export',
 ]
