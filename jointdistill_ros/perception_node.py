@@ -46,6 +46,13 @@ SHIPPED_MODEL = 'jointdistill_student.safetensors'
 EXPORTED_SUFFIXES = ('.onnx', '.pt', '.ts', '.torchscript')
 DEVICES = ('auto', 'cpu', 'cuda')
 POINTCLOUD_COLORS = ('segmentation', 'image')
+# Publishers: key -> (message type, topic relative to the node's namespace).
+OUTPUT_TOPICS: dict[str, tuple[type, str]] = {
+    'depth': (Image, 'depth/image'), 'camera_info': (CameraInfo, 'depth/camera_info'),
+    'depth_color': (Image, 'depth/color'), 'labels': (Image, 'segmentation/labels'),
+    'labels_color': (Image, 'segmentation/color'), 'overlay': (Image, 'segmentation/overlay'),
+    'points': (PointCloud2, 'points'), 'latency': (Float32, '~/latency_ms'),
+}
 # Seconds between repeated warnings about the same kind of bad input.
 LOG_THROTTLE_S = 5.0
 
@@ -381,18 +388,11 @@ class PerceptionNode(LifecycleNode):
 
     def _create_outputs(self, settings: NodeSettings) -> None:
         qos = publisher_qos(settings.publisher_depth)
-        topics = {
-            'depth': (Image, 'depth/image'), 'camera_info': (CameraInfo, 'depth/camera_info'),
-            'depth_color': (Image, 'depth/color'), 'labels': (Image, 'segmentation/labels'),
-            'labels_color': (Image, 'segmentation/color'),
-            'overlay': (Image, 'segmentation/overlay'), 'points': (PointCloud2, 'points'),
-            'latency': (Float32, '~/latency_ms'),
-        }
         self._outputs = {
             key: self.create_lifecycle_publisher(
                 msg_type, topic, qos, event_callbacks=publisher_event_callbacks(
                     self.get_logger().warning, self.resolve_topic_name(topic)))
-            for key, (msg_type, topic) in topics.items()}
+            for key, (msg_type, topic) in OUTPUT_TOPICS.items()}
 
     def _destroy_subscriptions(self) -> None:
         for subscription in self._subscriptions_active:

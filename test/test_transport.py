@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 
 import pytest
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -12,29 +11,12 @@ from sensor_msgs.msg import Image
 
 from conftest import REPO_ROOT
 from node_helpers import (
-    FASTDDS_PROFILE, DiagnosticsWatcher, NodeProcess, TestNode, node_environment,
+    DiagnosticsWatcher, NodeProcess, TestNode, node_environment,
     save_tiny_student)
 
 pytestmark = pytest.mark.ros
 CAMERA_SCRIPT = REPO_ROOT / 'test' / 'camera_publisher.py'
 FRAMES = 60  # two seconds at 30 Hz
-
-
-def test_shipped_profile_has_a_32_mib_shm_segment_and_udp():
-    root = ET.parse(FASTDDS_PROFILE).getroot()
-    namespace = {'d': 'http://www.eprosima.com'}
-    descriptors = {d.findtext('d:transport_id', namespaces=namespace): d
-                   for d in root.iterfind('.//d:transport_descriptor', namespace)}
-    kinds = {name: d.findtext('d:type', namespaces=namespace) for name, d in descriptors.items()}
-    assert sorted(kinds.values()) == ['SHM', 'UDPv4']
-    shm = next(d for d in descriptors.values() if d.findtext('d:type', namespaces=namespace) == 'SHM')
-    assert int(shm.findtext('d:segment_size', namespaces=namespace)) >= 32 * 1024 * 1024
-    participant = root.find('.//d:participant', namespace)
-    assert participant.get('is_default_profile') == 'true'
-    rtps = participant.find('d:rtps', namespace)
-    assert rtps.findtext('d:useBuiltinTransports', namespaces=namespace) == 'false'
-    used = {t.text for t in rtps.iterfind('d:userTransports/d:transport_id', namespace)}
-    assert used == set(descriptors)
 
 
 def test_30hz_640x480_best_effort_camera_reaches_the_node_without_loss(ros_env, tmp_path):
