@@ -9,6 +9,7 @@ import sys
 # Module names under jointdistill_core.cli, in the order `--help` lists them.
 SUBCOMMAND_MODULES = [
     'data',
+    'data',
     'bag',
     'demo',
     'train',
