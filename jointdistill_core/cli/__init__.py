@@ -9,7 +9,6 @@ import sys
 # Module names under jointdistill_core.cli, in the order `--help` lists them.
 SUBCOMMAND_MODULES = [
     'data',
-    'data',
     'bag',
     'demo',
     'train',
