@@ -326,19 +326,19 @@ class _Canvas:
         """Z-buffer one primitive over the pixel rectangle (rows, cols)."""
         dx, dy, dz = (self.rays[i, rows, cols] for i in range(3))
         t, surface = primitive.intersect(self.origin, dx, dy, dz)
-        depth_view = self.depth[rows, cols]
-        wins = t < depth_view
-        if not wins.any():
+        won = np.nonzero(t < self.depth[rows, cols])
+        if won[0].size == 0:
             return
-        t_won = t[wins]
-        px = self.origin[0] + t_won * dx[wins]
-        py = self.origin[1] + t_won * dy[wins]
-        pz = self.origin[2] + t_won * dz[wins]
-        hit = surface(wins, px, py, pz)
-        depth_view[wins] = t_won
-        self.labels[rows, cols][wins] = primitive.label
-        self.albedo[rows, cols][wins] = primitive.albedo(hit)
-        self.normal[rows, cols][wins] = hit.normal
+        t_won = t[won]
+        px = self.origin[0] + t_won * dx[won]
+        py = self.origin[1] + t_won * dy[won]
+        pz = self.origin[2] + t_won * dz[won]
+        hit = surface(won, px, py, pz)
+        flat = (won[0] + rows.start) * self.width + (won[1] + cols.start)
+        self.depth.reshape(-1)[flat] = t_won
+        self.labels.reshape(-1)[flat] = primitive.label
+        self.albedo.reshape(-1, 3)[flat] = primitive.albedo(hit)
+        self.normal.reshape(-1, 3)[flat] = hit.normal
 
 
 # ----------------------------------------------------------------------------- materials
@@ -392,12 +392,10 @@ def _vehicle_albedo(body: np.ndarray, glass_band: tuple[float, float] | None) ->
     glass = np.array([0.12, 0.14, 0.17])
 
     def albedo(hit: _Hit) -> np.ndarray:
-        color = np.broadcast_to(body, (hit.px.size, 3)).copy()
-        if glass_band is not None:
-            side = np.abs(hit.normal[:, 2]) < 0.5
-            in_band = (hit.pz > glass_band[0]) & (hit.pz < glass_band[1])
-            color[side & in_band] = glass
-        return color
+        if glass_band is None:
+            return body
+        glazed = (np.abs(hit.normal[:, 2]) < 0.5) & (hit.pz > glass_band[0]) & (hit.pz < glass_band[1])
+        return np.where(glazed[:, None], glass, body)
     return albedo
 
 
@@ -606,41 +604,40 @@ class _SceneBuilder:
 
 # ----------------------------------------------------------------------------- ground and sky
 
-def _ground_distance(canvas: _Canvas, road_half: float, curb_h: float):
-    """Per pixel: depth of the first ground hit (inf if none) and which surface it is on.
+ROAD, CURB, RAISED = 1, 2, 3   # ground surfaces
 
-    Road Z = 0 (|X| < road_half), raised plane Z = curb_h (|X| >= road_half), and between
-    them the vertical curb faces X = +-road_half. Returns (t, on_road, on_curb, on_raised).
+
+def ground_hits(rays: np.ndarray, origin: np.ndarray, road_half: float, curb_h: float):
+    """First ground hit of every pixel ray that meets the ground within range.
+
+    rays: (3, H, W) world directions with optical z = 1; origin: (3,) camera position (m).
+    The road is Z = 0 for |X| < road_half, the raised plane Z = curb_h for |X| >= road_half,
+    joined by the vertical curb faces X = +-road_half. Returns flat pixel indices (M,), depth
+    (M,) metres, hit X and Y (M,) metres, and the surface (M,) uint8: ROAD, CURB or RAISED.
     """
-    dx, dy, dz = canvas.rays
-    ox, oy, oz = canvas.origin
-    down = dz < -1e-12
-    safe_dz = np.where(down, dz, -1.0)
-    t_raised = (curb_h - oz) / safe_dz
-    t_road = -oz / safe_dz
-    x_raised = ox + t_raised * dx
+    dx, dy, dz = (component.reshape(-1) for component in rays)
+    ox, oy, oz = origin
+    index = np.flatnonzero(dz < -1e-12)
+    dx, dy, dz = dx[index], dy[index], dz[index]
+    t_raised = (curb_h - oz) / dz
+    raised = np.abs(ox + t_raised * dx) >= road_half   # the raised plane is met first
+    t_road = -oz / dz
     x_road = ox + t_road * dx
-    on_raised = down & (np.abs(x_raised) >= road_half)
-    on_road = down & ~on_raised & (np.abs(x_road) < road_half)
-    on_curb = down & ~on_raised & ~on_road
-    curb_x = np.where(x_road > 0, road_half, -road_half)
-    safe_dx = np.where(on_curb, dx, 1.0)
-    t = np.where(on_raised, t_raised, np.where(on_road, t_road, (curb_x - ox) / safe_dx))
-    t = np.where(down, t, np.inf)
+    road = ~raised & (np.abs(x_road) < road_half)
+    curb = ~raised & ~road                              # passed X = +-road_half in between
+    t = np.where(raised, t_raised, t_road)
+    t[curb] = (np.where(x_road[curb] > 0, road_half, -road_half) - ox) / dx[curb]
     px, py = ox + t * dx, oy + t * dy
-    t = np.where((py < MAX_GROUND_RANGE_M) & (np.abs(px) < MAX_GROUND_SIDE_M), t, np.inf)
-    return t, on_road, on_curb, on_raised
+    keep = (py < MAX_GROUND_RANGE_M) & (np.abs(px) < MAX_GROUND_SIDE_M)
+    surface = np.where(raised, RAISED, np.where(road, ROAD, CURB)).astype(np.uint8)
+    return index[keep], t[keep], px[keep], py[keep], surface[keep]
 
 
 def _draw_ground(canvas: _Canvas, rng: np.random.Generator, noise: _Noise, road_half: float,
                  curb_h: float, sides: list[_Side]) -> None:
     """Road with lane markings, curbs, sidewalks and terrain; textures on the hit pixels only."""
-    t, on_road, on_curb, on_raised = _ground_distance(canvas, road_half, curb_h)
-    hit = np.isfinite(t)
-    th = t[hit]
-    px = canvas.origin[0] + th * canvas.rays[0][hit]
-    py = canvas.origin[1] + th * canvas.rays[1][hit]
-    road, curb, raised = on_road[hit], on_curb[hit], on_raised[hit]
+    index, th, px, py, surface = ground_hits(canvas.rays, canvas.origin, road_half, curb_h)
+    road, curb, raised = surface == ROAD, surface == CURB, surface == RAISED
 
     asphalt = rng.uniform(0.22, 0.38) * np.array([1.0, 1.0, 1.02])
     paving = _jitter(rng, np.full(3, rng.uniform(0.5, 0.66)), 0.03)
@@ -687,10 +684,10 @@ def _draw_ground(canvas: _Canvas, rng: np.random.Generator, noise: _Noise, road_
     normal[curb] = 0.0
     normal[curb, 0] = -np.sign(px[curb])
 
-    canvas.depth = t
-    canvas.labels[hit] = labels
-    canvas.albedo[hit] = albedo
-    canvas.normal[hit] = normal
+    canvas.depth.reshape(-1)[index] = th
+    canvas.labels.reshape(-1)[index] = labels
+    canvas.albedo.reshape(-1, 3)[index] = albedo
+    canvas.normal.reshape(-1, 3)[index] = normal
 
 
 def _sky(dx: np.ndarray, dy: np.ndarray, dz: np.ndarray, rng: np.random.Generator,
