@@ -175,6 +175,8 @@ def _save_onnx(module: nn.Module, path) -> None:
                       dynamic_axes={'image': {0: 'n', 2: 'h', 3: 'w'}})
 
 
+# The helpers above use TorchScript and the legacy ONNX exporter, deprecated upstream.
+@pytest.mark.filterwarnings('ignore::DeprecationWarning')
 @pytest.mark.parametrize('saver', [_save_torchscript, _save_onnx])
 def test_external_teacher_runs_torchscript_and_onnx(tmp_path, saver) -> None:
     x = torch.rand(2, 3, 32, 64)
@@ -195,6 +197,7 @@ def test_external_teacher_runs_torchscript_and_onnx(tmp_path, saver) -> None:
     assert not seg.training
 
 
+@pytest.mark.filterwarnings('ignore::DeprecationWarning')
 def test_external_teacher_errors(tmp_path) -> None:
     with pytest.raises(ExternalModelError, match='file not found'):
         ExternalTeacher(tmp_path / 'absent.onnx', 'seg')

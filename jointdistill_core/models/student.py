@@ -22,8 +22,9 @@ class JointStudent(nn.Module):
     max_depth * sigmoid(.), so always positive and bounded.
 
     Default size (width_mult=1.0, decoder_channels=(96, 64, 48), 7 classes), measured with
-    `jointdistill_core.models.profile`: 2.00 M parameters, 2.07 GFLOPs (2 x MACs of convs)
-    at 256x512, 276 MB of activations (fp32, all leaf-module outputs of one 256x512 image).
+    `jointdistill_core.models.profile`: 1.95 M parameters; 1.76 GFLOPs (2 x MACs of convs)
+    at 256x512 (0.44 at 128x256, 4.13 at 480x640); 238 MiB of activations (fp32, all
+    leaf-module outputs for one 256x512 image: what training keeps per image, an upper bound).
     """
 
     def __init__(self, width_mult: float = 1.0, num_classes: int = 7, max_depth: float = 80.0,

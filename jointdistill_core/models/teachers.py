@@ -50,8 +50,8 @@ class SegTeacher(_TeacherBase):
     forward(x: (N, 3, H, W) RGB in [0, 1], H, W multiples of 32) -> ModelOutput with
     seg_logits (N, num_classes, H, W), depth None, features 'enc' (stride 32), 'enc_mid'
     (stride 8), 'dec_seg' (stride 4). `max_depth` is None (no depth output).
-    Default (width 48, blocks (2, 2, 2, 2), 7 classes): 7.50 M parameters,
-    27.9 GFLOPs at 256x512 (see docs/models.md).
+    Default (width 48, blocks (2, 2, 2, 2), 7 classes): 7.36 M parameters (3.8x the
+    student), 8.15 GFLOPs and 74 MiB of activations at 256x512 (see docs/models.md).
     """
 
     task = 'seg'
@@ -81,7 +81,8 @@ class DepthTeacher(_TeacherBase):
     forward(x: (N, 3, H, W) RGB in [0, 1], H, W multiples of 32) -> ModelOutput with
     depth (N, 1, H, W) metres in (0, max_depth), seg_logits None, features 'enc',
     'enc_mid', 'dec_depth'. `num_classes` is 0 (no segmentation output).
-    Default (width 48, blocks (2, 2, 2, 2)): 7.50 M parameters, 27.9 GFLOPs at 256x512.
+    Default (width 48, blocks (2, 2, 2, 2)): 7.35 M parameters, 8.15 GFLOPs and 74 MiB of
+    activations at 256x512.
     """
 
     task = 'depth'
