@@ -244,9 +244,9 @@ class JointDistill(DistillMethod):
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         params = self.params
         terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight)
-        seg_target, depth_target = self._distillation_targets(batch, teacher_outs, terms)
-        omega = self.omega.float()
         if params.lambda_kd:
+            seg_target, depth_target = self._distillation_targets(batch, teacher_outs, terms)
+            omega = self.omega.float()
             terms['kd/seg'] = params.lambda_kd * omega[0] * kl_with_temperature(
                 student_out.seg_logits, seg_target, params.temperature)
             depth_target = resize_to(depth_target, student_out.depth.shape[-2:])
