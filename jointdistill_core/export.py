@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from jointdistill_core.checkpoint import atomic_write_bytes
-from jointdistill_core.inference import EXPORT_SIDECAR_FORMAT
 from jointdistill_core.models.blocks import fuse_conv_bn
 
+EXPORT_SIDECAR_FORMAT = 'jointdistill-export'
 FORMATS = ('onnx', 'torchscript')
 ONNX_OPSET = 17
 
@@ -66,12 +66,7 @@ def export_model(model: nn.Module, fmt: str, size: tuple[int, int], out: str | P
     for existing in (out, sidecar):
         if existing.exists() and not force:
             raise ExportError(f'{existing} exists; pass --force to overwrite it')
-    fused = fuse_conv_bn(model).to('cpu').eval()
-    names = output_names_of(fused, size)
-    wrapper = _ExportWrapper(fused, names).eval()
-    example = torch.rand(1, 3, *size)
-    data = _onnx_bytes(wrapper, example, names) if fmt == 'onnx' else \
-        _torchscript_bytes(wrapper, example)
+    data, names = serialize_model(model, fmt, size)
     atomic_write_bytes(out, data)
     meta = {'format': EXPORT_SIDECAR_FORMAT, 'version': 1, 'backend': fmt,
             'input_size': [int(size[0]), int(size[1])], 'input_name': 'image',
@@ -81,6 +76,19 @@ def export_model(model: nn.Module, fmt: str, size: tuple[int, int], out: str | P
             'opset': ONNX_OPSET if fmt == 'onnx' else None}
     atomic_write_bytes(sidecar, (json.dumps(meta, indent=2) + '\n').encode())
     return sidecar
+
+
+def serialize_model(model: nn.Module, fmt: str, size: tuple[int, int]
+                    ) -> tuple[bytes, list[str]]:
+    """(file content, output names) of the BatchNorm-folded `model` exported in memory as
+    'onnx' or 'torchscript' at input (1, 3, H, W), size = (H, W). `model` is untouched."""
+    fused = fuse_conv_bn(model).to('cpu').eval()
+    names = output_names_of(fused, size)
+    wrapper = _ExportWrapper(fused, names).eval()
+    example = torch.rand(1, 3, *size)
+    if fmt == 'onnx':
+        return _onnx_bytes(wrapper, example, names), names
+    return _torchscript_bytes(wrapper, example), names
 
 
 def _onnx_bytes(wrapper: nn.Module, example: torch.Tensor, names: list[str]) -> bytes:

@@ -116,6 +116,22 @@ def test_channels_last_gives_the_same_outputs(checkpoint, image) -> None:
     assert np.mean(labels_a == labels_b) > 0.999
 
 
+def test_onnxruntime_backend_matches_torch_backend(checkpoint, image) -> None:
+    _, path = checkpoint
+    torch_backend = Predictor.from_checkpoint(path, device='cpu')
+    ort_backend = Predictor.from_checkpoint(path, device='cpu', backend='onnxruntime')
+    assert ort_backend.backend == 'onnxruntime' and ort_backend.precision == 'fp32'
+    assert ort_backend.input_size == (64, 128) and ort_backend.max_depth == 40.0
+    depth_a, labels_a = torch_backend.predict(image)
+    depth_b, labels_b = ort_backend.predict(image)
+    np.testing.assert_allclose(depth_b, depth_a, atol=1e-4)
+    assert np.mean(labels_a == labels_b) > 0.999
+    with pytest.raises(ValueError, match='channels_last applies to the torch backend only'):
+        Predictor.from_checkpoint(path, device='cpu', backend='onnxruntime', channels_last=True)
+    with pytest.raises(ValueError, match=r"backend must be one of \('torch', 'onnxruntime'\)"):
+        Predictor.from_checkpoint(path, device='cpu', backend='tensorrt')
+
+
 def test_from_model_leaves_the_model_untouched() -> None:
     model = _student().train()
     predictor = Predictor.from_model(model, (64, 64), device='cpu')
@@ -166,7 +182,7 @@ def test_auto_device_and_argument_errors(checkpoint) -> None:
         Predictor.from_checkpoint(path, device='tpu')
     with pytest.raises(ValueError, match='precision must be one of'):
         Predictor.from_checkpoint(path, device='cpu', precision='int8')
-    with pytest.raises(ValueError, match="'fp16' needs a CUDA device"):
+    with pytest.raises(ValueError, match="'fp16' needs a CUDA device and the torch backend"):
         Predictor.from_checkpoint(path, device='cpu', precision='fp16')
     with pytest.raises(ValueError, match=r'multiples of 32, got \(100, 128\)'):
         Predictor.from_checkpoint(path, device='cpu', input_size=(100, 128))
