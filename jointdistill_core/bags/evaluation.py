@@ -20,7 +20,8 @@ import numpy as np
 from jointdistill_core.bags import codec
 from jointdistill_core.bags.figures import write_latency_figures, write_sample_figure
 from jointdistill_core.bags.layout import IMAGE_TYPE, BagError, CameraTopics, OutputTopics
-from jointdistill_core.bags.reader import FrameStats, bag_topics, iter_camera_frames, iter_raw
+from jointdistill_core.bags.reader import (FrameStats, bag_topics, camera_topics_present,
+                                           iter_camera_frames, iter_raw)
 from jointdistill_core.classes import CITYSCAPES_7
 from jointdistill_core.metrics import DepthAccumulator, SegmentationAccumulator
 
@@ -164,6 +165,7 @@ def evaluate_outputs(input_bag: str | Path, outputs: dict[int, FrameOutputs], ou
                      run_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Match `outputs` (stamp -> FrameOutputs, consumed) to the input bag's frames, score them
     and write report.json, report.md and PNG figures into `out`. Returns the report dict."""
+    camera_topics_present(input_bag, topics)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     expected = set().union(*(o.kinds() for o in outputs.values())) or {'depth', 'labels'}
@@ -258,6 +260,7 @@ def run_offline_eval(input_bag: str | Path, outputs_bag: str | Path, out: str | 
                      force: bool = False) -> dict[str, Any]:
     """`jointdistill bag eval --bag IN --outputs OUTBAG`."""
     out = check_report_dir(out, force)
+    camera_topics_present(input_bag, topics)
     outputs = read_output_bag(outputs_bag, output_topics)
     return evaluate_outputs(input_bag, outputs, out, topics, output_topics, num_classes,
                             {'mode': 'offline', 'outputs_bag': str(outputs_bag)})
