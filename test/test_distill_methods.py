@@ -604,3 +604,6 @@ def test_total_loss_decreases_over_a_few_steps(name):
         totals.append(total.item())
     assert all(math.isfinite(t) for t in totals)
     assert totals[-1] < totals[0], totals
+    if name == 'jointdistill':  # evaluated at steps 2, 4, 6, 8: all three parts were live
+        assert [row[0] for row in method.weight_history] == [0, 2, 4, 6, 8]
+        assert 1 <= int(method.snapshot_count) <= 2
