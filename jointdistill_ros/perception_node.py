@@ -199,11 +199,11 @@ def settings_from_values(values: dict[str, Any]) -> NodeSettings:
 def load_predictor(settings: NodeSettings) -> tuple[Any, list[str]]:
     """Load the network named by the settings; returns it and the load warnings (e.g. a CPU
     fallback). ConfigureError names the file or parameter at fault."""
-    from jointdistill_core.inference import DeviceUnavailableError, Predictor
-
     path = settings.model_path
     if not path.is_file():
         raise ConfigureError(f"parameter 'model_path': model file not found: {path}")
+    from jointdistill_core.inference import DeviceUnavailableError, Predictor  # imports torch
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         try:

@@ -197,6 +197,23 @@ class LifecycleClient:
         return self._call(self._change, request, timeout_s).success
 
 
+def set_parameter(test_node: TestNode, node_name: str, name: str, value: Any,
+                  timeout_s: float = 30.0) -> bool:
+    """Set one parameter of another node through its ~/set_parameters service."""
+    from rclpy.parameter import Parameter
+    from rcl_interfaces.srv import SetParameters
+
+    client = test_node.node.create_client(SetParameters, f'{node_name}/set_parameters')
+    try:
+        test_node.spin_until(client.service_is_ready, timeout_s, f'{node_name}/set_parameters')
+        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        future = client.call_async(request)
+        test_node.spin_until(future.done, timeout_s, f'setting {name}')
+        return future.result().results[0].successful
+    finally:
+        test_node.node.destroy_client(client)
+
+
 class DiagnosticsWatcher:
     """Keeps the newest /diagnostics values of one status (by name)."""
 

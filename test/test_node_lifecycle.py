@@ -4,13 +4,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import Image
 
 from node_helpers import (
-    LifecycleClient, NodeProcess, TestNode, pattern_image, rgb_image_message, save_tiny_student)
+    LifecycleClient, NodeProcess, TestNode, pattern_image, rgb_image_message, save_tiny_student,
+    set_parameter)
 
 pytestmark = pytest.mark.ros
 
@@ -36,7 +34,7 @@ def depth_count_after_publishing(probe: TestNode, publisher, received: list, fra
     return len(received) - before
 
 
-def test_configure_fails_for_a_missing_model_and_names_it(ros_env, tmp_path):
+def test_configure_fails_for_a_missing_or_invalid_model_and_names_it(ros_env, tmp_path):
     missing = tmp_path / 'no_such_model.safetensors'
     with NodeProcess(ros_env, {'model_path': str(missing), 'autostart': False},
                      log_path=tmp_path / 'node.log') as node_process, TestNode('probe') as probe:
@@ -46,8 +44,15 @@ def test_configure_fails_for_a_missing_model_and_names_it(ros_env, tmp_path):
         assert lifecycle.change_state('configure') is False
         assert lifecycle.get_state() == 'unconfigured'
         assert node_process.process.poll() is None
+        assert 'model_path' in node_process.log() and str(missing) in node_process.log()
+
+        corrupt = tmp_path / 'corrupt.safetensors'
+        corrupt.write_bytes(b'this is not a checkpoint')
+        assert set_parameter(probe, node_process.node_name, 'model_path', str(corrupt))
+        assert lifecycle.change_state('configure') is False
+        assert lifecycle.get_state() == 'unconfigured'
         log = node_process.log()
-    assert 'model_path' in log and str(missing) in log, log
+    assert f"parameter 'model_path': cannot load {corrupt}" in log, log
 
 
 def test_full_lifecycle_and_processing_only_while_active(ros_env, tmp_path):
@@ -105,22 +110,10 @@ def test_bad_start_up_value_fails_configure_until_fixed(ros_env, tmp_path):
         assert lifecycle.change_state('configure') is False
         assert "'pointcloud_stride'" in node_process.log()
 
-        set_parameters = probe.node.create_client(
-            SetParameters, f'{node_process.node_name}/set_parameters')
-        probe.spin_until(set_parameters.service_is_ready, 30, 'the set_parameters service')
-        request = SetParameters.Request(parameters=[ParameterMsg(
-            name='pointcloud_stride',
-            value=ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=2))])
-        future = set_parameters.call_async(request)
-        probe.spin_until(future.done, 30, 'set_parameters')
-        assert future.result().results[0].successful
-
+        assert set_parameter(probe, node_process.node_name, 'pointcloud_stride', 2)
+        assert not set_parameter(probe, node_process.node_name, 'pointcloud_stride', 99)
         assert lifecycle.change_state('configure') is False  # device 'gpu' is still wrong
         assert "parameter 'device' is 'gpu'" in node_process.log()
-        request.parameters[0] = ParameterMsg(
-            name='device', value=ParameterValue(type=ParameterType.PARAMETER_STRING,
-                                                string_value='cpu'))
-        future = set_parameters.call_async(request)
-        probe.spin_until(future.done, 30, 'set_parameters')
+        assert set_parameter(probe, node_process.node_name, 'device', 'cpu')
         assert lifecycle.change_state('configure') is True
         assert lifecycle.get_state() == 'inactive'
