@@ -20,6 +20,7 @@ pixels inside its projected screen-space bounding box.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -160,10 +161,10 @@ class _Box:
         corners = corners * np.array(self.half)
         return corners @ _rot_z(self.yaw).T + np.array(self.center)
 
-    def intersect(self, origin: np.ndarray, dx, dy, dz):
-        ox, oy, oz = origin - np.array(self.center)
+    def intersect(self, origin: tuple[float, float, float], dx, dy, dz):
+        ox, oy, oz = (float(o - c) for o, c in zip(origin, self.center))
         if self.yaw:
-            c, s = np.cos(self.yaw), np.sin(self.yaw)
+            c, s = math.cos(self.yaw), math.sin(self.yaw)
             local_origin = (c * ox + s * oy, -s * ox + c * oy, oz)
             local_dir = (c * dx + s * dy, -s * dx + c * dy, dz)
         else:
@@ -172,8 +173,9 @@ class _Box:
         with np.errstate(divide='ignore', invalid='ignore'):
             for index in range(3):
                 inverse = 1.0 / local_dir[index]
-                t1 = (-self.half[index] - local_origin[index]) * inverse
-                t2 = (self.half[index] - local_origin[index]) * inverse
+                half = float(self.half[index])
+                t1 = (-half - local_origin[index]) * inverse
+                t2 = (half - local_origin[index]) * inverse
                 lo, hi = np.minimum(t1, t2), np.maximum(t1, t2)
                 if index == 0:
                     t_near, t_far = lo, hi
@@ -188,10 +190,10 @@ class _Box:
         def surface(mask: np.ndarray, px, py, pz) -> _Hit:
             face = axis[mask]
             sign = -np.sign(np.stack([d[mask] for d in local_dir], axis=1))
-            local_normal = np.zeros((face.size, 3))
+            local_normal = np.zeros((face.size, 3), np.float32)
             rows = np.arange(face.size)
             local_normal[rows, face] = sign[rows, face]
-            world_normal = local_normal @ _rot_z(self.yaw).T
+            world_normal = local_normal @ _rot_z(self.yaw).T.astype(np.float32)
             return _Hit(px, py, pz, world_normal, face)
         return t, surface
 
@@ -212,28 +214,29 @@ class _Cylinder:
         return np.array([[self.cx + sx * r, self.cy + sy * r, z]
                          for sx in (-1, 1) for sy in (-1, 1) for z in (self.z0, self.z1)])
 
-    def intersect(self, origin: np.ndarray, dx, dy, dz):
-        ox, oy = origin[0] - self.cx, origin[1] - self.cy
+    def intersect(self, origin: tuple[float, float, float], dx, dy, dz):
+        ox, oy, oz = float(origin[0] - self.cx), float(origin[1] - self.cy), origin[2]
+        z0, z1, radius = float(self.z0), float(self.z1), float(self.radius)
         a = dx * dx + dy * dy
         b = ox * dx + oy * dy
-        c = ox * ox + oy * oy - self.radius ** 2
+        c = ox * ox + oy * oy - radius ** 2
         disc = b * b - a * c
         with np.errstate(invalid='ignore', divide='ignore'):
             t_side = (-b - np.sqrt(disc)) / a
-        z_side = origin[2] + t_side * dz
-        side_ok = (disc >= 0) & (t_side > _NEAR_M) & (z_side >= self.z0) & (z_side <= self.z1)
-        cap_z = self.z1 if origin[2] > self.z1 else self.z0
+        z_side = oz + t_side * dz
+        side_ok = (disc >= 0) & (t_side > _NEAR_M) & (z_side >= z0) & (z_side <= z1)
+        cap_z = z1 if oz > z1 else z0
         with np.errstate(divide='ignore', invalid='ignore'):
-            t_cap = (cap_z - origin[2]) / dz
+            t_cap = (cap_z - oz) / dz
         cap_x, cap_y = ox + t_cap * dx, oy + t_cap * dy
-        cap_ok = (t_cap > _NEAR_M) & (cap_x * cap_x + cap_y * cap_y <= self.radius ** 2)
-        cap_ok &= (origin[2] > self.z1) | (origin[2] < self.z0)
+        cap_ok = (t_cap > _NEAR_M) & (cap_x * cap_x + cap_y * cap_y <= radius ** 2)
+        cap_ok &= (oz > z1) | (oz < z0)
         t = np.where(side_ok, t_side, np.inf)
         use_cap = cap_ok & (t_cap < t)
         t = np.where(use_cap, t_cap, t)
 
         def surface(mask: np.ndarray, px, py, pz) -> _Hit:
-            normal = np.stack([(px - self.cx) / self.radius, (py - self.cy) / self.radius,
+            normal = np.stack([(px - float(self.cx)) / radius, (py - float(self.cy)) / radius,
                                np.zeros_like(px)], axis=1)
             cap = use_cap[mask]
             normal[cap] = (0.0, 0.0, 1.0 if cap_z == self.z1 else -1.0)
@@ -253,19 +256,19 @@ class _Sphere:
         return np.array([[self.center[0] + sx * r, self.center[1] + sy * r, self.center[2] + sz * r]
                          for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
 
-    def intersect(self, origin: np.ndarray, dx, dy, dz):
-        ox, oy, oz = origin - np.array(self.center)
+    def intersect(self, origin: tuple[float, float, float], dx, dy, dz):
+        ox, oy, oz = (float(o - c) for o, c in zip(origin, self.center))
         a = dx * dx + dy * dy + dz * dz
         b = ox * dx + oy * dy + oz * dz
-        c = ox * ox + oy * oy + oz * oz - self.radius ** 2
+        c = ox * ox + oy * oy + oz * oz - float(self.radius) ** 2
         disc = b * b - a * c
         with np.errstate(invalid='ignore'):
             t = (-b - np.sqrt(disc)) / a
         t = np.where((disc >= 0) & (t > _NEAR_M), t, np.inf)
 
         def surface(mask: np.ndarray, px, py, pz) -> _Hit:
-            normal = np.stack([px - self.center[0], py - self.center[1], pz - self.center[2]],
-                              axis=1) / self.radius
+            cx, cy, cz = (float(value) for value in self.center)
+            normal = np.stack([px - cx, py - cy, pz - cz], axis=1) / float(self.radius)
             return _Hit(px, py, pz, normal)
         return t, surface
 
@@ -279,6 +282,9 @@ class _Canvas:
                  rotation: np.ndarray):
         _, self.height, self.width = rays.shape
         self.rays, self.origin, self.K, self.rotation = rays, origin, K, rotation
+        # Objects are intersected in float32 (half the memory traffic); the ground, whose
+        # depth must be exact, in float64.
+        self.rays32 = rays.astype(np.float32)
         self.depth = np.full((self.height, self.width), np.inf)
         self.labels = np.full((self.height, self.width), IGNORE_INDEX, np.uint8)
         self.albedo = np.zeros((self.height, self.width, 3), np.float32)
@@ -323,16 +329,17 @@ class _Canvas:
             self.draw_within(primitives[index], rows, cols)
 
     def draw_within(self, primitive, rows: slice, cols: slice) -> None:
-        """Z-buffer one primitive over the pixel rectangle (rows, cols)."""
-        dx, dy, dz = (self.rays[i, rows, cols] for i in range(3))
-        t, surface = primitive.intersect(self.origin, dx, dy, dz)
+        """Z-buffer one primitive over the pixel rectangle (rows, cols), in float32."""
+        dx, dy, dz = (self.rays32[i, rows, cols] for i in range(3))
+        origin = tuple(float(value) for value in self.origin)
+        t, surface = primitive.intersect(origin, dx, dy, dz)
         won = np.nonzero(t < self.depth[rows, cols])
         if won[0].size == 0:
             return
         t_won = t[won]
-        px = self.origin[0] + t_won * dx[won]
-        py = self.origin[1] + t_won * dy[won]
-        pz = self.origin[2] + t_won * dz[won]
+        px = origin[0] + t_won * dx[won]
+        py = origin[1] + t_won * dy[won]
+        pz = origin[2] + t_won * dz[won]
         hit = surface(won, px, py, pz)
         flat = (won[0] + rows.start) * self.width + (won[1] + cols.start)
         self.depth.reshape(-1)[flat] = t_won
@@ -775,18 +782,24 @@ def _shade(canvas: _Canvas, rng: np.random.Generator, noise: _Noise, sun: np.nda
     ambient = rng.uniform(0.35, 0.55)
     diffuse = rng.uniform(0.6, 0.9)
     sun_color = _jitter(rng, (1.0, 0.97, 0.9), 0.04).astype(np.float32)
-    lambert = np.clip(canvas.normal @ sun.astype(np.float32), 0, None)
-    color = canvas.albedo * (ambient + diffuse * lambert[..., None] * sun_color)
+    normal = canvas.normal
+    sun32 = sun.astype(np.float32)
+    lambert = np.maximum(normal[..., 0] * sun32[0] + normal[..., 1] * sun32[1]
+                         + normal[..., 2] * sun32[2], 0)
+    light = ambient + diffuse * lambert[..., None] * sun_color
     sky = ~np.isfinite(canvas.depth)
-    ray_length = np.sqrt((canvas.rays ** 2).sum(axis=0))
-    distance = np.where(sky, 0.0, canvas.depth) * ray_length
+    rays = canvas.rays32
+    ray_length = np.sqrt(rays[0] * rays[0] + rays[1] * rays[1] + rays[2] * rays[2])
+    distance = np.where(sky, np.float32(0), canvas.depth.astype(np.float32)) * ray_length
     visibility = rng.uniform(150, 700)
-    transmittance = np.exp(-distance / visibility).astype(np.float32)[..., None]
-    color = color * transmittance + horizon.astype(np.float32) * (1 - transmittance)
-    color[sky] = _sky(*(component[sky] for component in canvas.rays), rng, noise, sun, horizon)
-    color *= rng.uniform(0.85, 1.15)
-    color += rng.standard_normal(color.shape, dtype=np.float32) * rng.uniform(0.004, 0.02)
-    return (np.clip(color, 0, 1) * 255 + 0.5).astype(np.uint8)
+    transmittance = np.exp(distance * np.float32(-1.0 / visibility))[..., None]
+    haze = horizon.astype(np.float32)
+    color = (canvas.albedo * light - haze) * transmittance + haze
+    color[sky] = _sky(*(component[sky] for component in rays), rng, noise, sun, horizon)
+    color *= rng.uniform(0.85, 1.15) * 255
+    color += rng.standard_normal(color.shape, dtype=np.float32) * (rng.uniform(0.004, 0.02) * 255)
+    color += 0.5
+    return np.clip(color, 0, 255, out=color).astype(np.uint8)
 
 
 class SyntheticStreetDataset(Dataset):
