@@ -30,7 +30,8 @@ class ExternalTeacher(nn.Module):
     depth (task 'depth', metres), and no features (methods that distil features need the
     built-in teachers). `num_classes` is known after the first call for task 'seg'.
     The backend is chosen from the file's content, not its name: a zip archive is loaded
-    with torch.jit.load, anything else is handed to onnxruntime.
+    with torch.jit.load (and follows `.to(device)`), anything else is handed to
+    onnxruntime's CPU provider (its outputs are moved to the input's device).
     """
 
     def __init__(self, path: str | Path, task: str, max_depth: float = 80.0) -> None:
