@@ -1,0 +1,85 @@
+"""`jointdistill study`: train the teachers once, then every variant x seed under one budget,
+test them all and write the results page (docs/study.md)."""
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from jointdistill_core.cli import CliError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'study', help='compare every distillation method over seeds and write a results page',
+        description='Train the teachers once, then every variant of the study config for '
+                    'every seed under the same budget; test all of them and write '
+                    'RESULTS_DIR/RESULTS_NAME.{md,json} plus figures. Finished runs (done.json) '
+                    'are skipped; interrupted runs resume from their checkpoint.')
+    parser.add_argument('--config', required=True, help='study config YAML (config/study/*.yaml)')
+    parser.add_argument('--data', metavar='SPEC',
+                        help='dataset spec replacing data.spec: synthetic, synthetic:DIR, '
+                             'nyuv2:DIR, cityscapes:DIR')
+    parser.add_argument('--out', help='folder of all runs (replaces the config key `out`)')
+    parser.add_argument('--results-dir', help='folder of the results page and figures '
+                                              '(replaces `results_dir`, default docs)')
+    parser.add_argument('--seeds', type=int, nargs='+', metavar='SEED',
+                        help='seeds to run (replaces `seeds`)')
+    parser.add_argument('--only', nargs='+', metavar='VARIANT',
+                        help='run only these variants (the page still lists every finished one)')
+    parser.add_argument('--set', dest='overrides', action='append', default=[],
+                        metavar='KEY=VALUE',
+                        help='override a study config key, e.g. --set student.steps=50 '
+                             '(repeatable)')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
+    parser.set_defaults(handler=run)
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f'data.spec={args.data}')
+    if args.out:
+        overrides.append(f'out={args.out}')
+    if args.results_dir:
+        overrides.append(f'results_dir={args.results_dir}')
+    if args.seeds:
+        overrides.append(f'seeds=[{", ".join(str(seed) for seed in args.seeds)}]')
+    return overrides
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The study command as given (for the results page)."""
+    parts = ['jointdistill', 'study', '--config', args.config]
+    for flag, value in (('--data', args.data), ('--out', args.out),
+                        ('--results-dir', args.results_dir)):
+        if value:
+            parts += [flag, value]
+    for flag, values in (('--seeds', args.seeds), ('--only', args.only)):
+        if values:
+            parts += [flag, *map(str, values)]
+    for override in args.overrides:
+        parts += ['--set', override]
+    return ' '.join(shlex.quote(part) for part in parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jointdistill_core.config import ConfigError
+    from jointdistill_core.study import (StudyError, collect_finished, load_study_config,
+                                         run_study, select_variants)
+    from jointdistill_core.study.report import build_report
+    from jointdistill_core.study.results import write_results
+    progress = not args.no_progress
+    command = _command_line(args)
+    try:
+        config = load_study_config(args.config, _overrides(args))
+        variants = select_variants(config, args.only)
+        outcome = run_study(config, variants, list(config.seeds), progress=progress)
+        results_dir = Path(config.results_dir)
+        report = build_report(config, outcome['teachers'], collect_finished(config, config.seeds),
+                              list(config.seeds), command, results_dir)
+        json_path, md_path = write_results(report, results_dir, config.results_name)
+    except (ConfigError, StudyError, ValueError) as error:
+        raise CliError(str(error)) from None
+    print(f'results: {md_path} and {json_path}')
+    return 0

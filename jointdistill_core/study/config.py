@@ -1,0 +1,173 @@
+"""The typed configuration of `jointdistill study --config FILE` (docs/study.md).
+
+A study trains two single-task teachers once, then every variant (a training config plus
+overrides) for every seed under one budget, and evaluates all of them on one test split.
+Loaded strictly: unknown keys and wrong types are errors naming the key and the file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from jointdistill_core.config import ConfigError, apply_overrides, from_dict, load_yaml_mapping
+
+TASKS = ('seg', 'depth')
+
+
+@dataclass
+class StudyDataConfig:
+    """What every run trains, validates and is tested on. `spec` as for the dataset registry
+    (synthetic, synthetic:DIR, nyuv2:DIR, cityscapes:DIR); `size` 'HxW' pixels (multiples of
+    32) or null for the dataset's own size; *_frames: the first N samples of the split, null =
+    all (on-the-fly synthetic: the registry's default count)."""
+    spec: str = 'synthetic'
+    size: str | None = '128x256'
+    train_split: str = 'train'
+    val_split: str = 'val'
+    test_split: str = 'test'
+    train_frames: int | None = None
+    val_frames: int | None = None
+    test_frames: int | None = None
+
+
+@dataclass
+class StudyTeacherConfig:
+    """A single-task teacher: trained once from `config` (a training config with task seg or
+    depth) with `steps` and the overrides in `set`, or taken from `checkpoint` (a checkpoint
+    of this project, X / X.safetensors / X.json) without training."""
+    config: str = ''
+    checkpoint: str | None = None
+    steps: int = 1000
+    batch_size: int = 8
+    val_every: int = 200
+    seed: int = 0
+    set: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StudyTeachersConfig:
+    seg: StudyTeacherConfig = field(default_factory=StudyTeacherConfig)
+    depth: StudyTeacherConfig = field(default_factory=StudyTeacherConfig)
+
+
+@dataclass
+class StudentBudget:
+    """The budget every variant gets: optimizer steps, global batch size, validation period,
+    plus overrides (`set`, 'key=value' of the training config) applied to every student run
+    before the variant's own."""
+    steps: int = 1000
+    batch_size: int = 8
+    val_every: int = 200
+    set: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VariantConfig:
+    """One row of the results: `name` (folder and row name), `config` (training config file),
+    `set` ('key=value' overrides, e.g. method.params.fusion=false)."""
+    name: str = ''
+    config: str = ''
+    set: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvaluationConfig:
+    """checkpoint: which checkpoint of each run is tested ('best' = best validation score;
+    use 'last' when the validation split is the test split, as for mtan data).
+    latency_repeats: Predictor calls per model for the median latency (ms).
+    qualitative_frames: test frames in the qualitative figure.
+    trajectory_variant: the variant whose teacher-weight trajectories are plotted."""
+    checkpoint: Literal['best', 'last'] = 'best'
+    batch_size: int = 8
+    latency_repeats: int = 20
+    qualitative_frames: int = 3
+    trajectory_variant: str = 'jointdistill'
+
+
+@dataclass
+class StudyConfig:
+    """`out`: folder of all runs (OUT/teachers/<task>/, OUT/runs/<variant>/seed<k>/).
+    `results_dir` / `results_name`: RESULTS_DIR/RESULTS_NAME.{md,json} and
+    RESULTS_DIR/figures/RESULTS_NAME_*.png."""
+    name: str = 'study'
+    data: StudyDataConfig = field(default_factory=StudyDataConfig)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    teachers: StudyTeachersConfig = field(default_factory=StudyTeachersConfig)
+    student: StudentBudget = field(default_factory=StudentBudget)
+    variants: list[VariantConfig] = field(default_factory=list)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    out: str = 'runs/study'
+    results_dir: str = 'docs'
+    results_name: str = 'results'
+
+
+def validate(config: StudyConfig, source: str) -> StudyConfig:
+    """Cross-field checks; errors name the key and the file."""
+    def fail(key: str, message: str):
+        raise ConfigError(f'{source}: {key}: {message}')
+
+    if not config.seeds:
+        fail('seeds', 'needs at least one seed')
+    if len(set(config.seeds)) != len(config.seeds):
+        fail('seeds', f'repeats a seed: {config.seeds}')
+    if not config.variants:
+        fail('variants', 'needs at least one variant')
+    names = [variant.name for variant in config.variants]
+    for index, variant in enumerate(config.variants):
+        if not variant.name or not variant.name.replace('_', '').replace('-', '').isalnum():
+            fail(f'variants[{index}].name', f'must be a non-empty word (letters, digits, _ -), '
+                                            f'got {variant.name!r}')
+        if not variant.config:
+            fail(f'variants[{index}].config', 'is empty')
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        fail('variants', f'names must be unique, repeated: {", ".join(duplicates)}')
+    for key in ('steps', 'batch_size', 'val_every'):
+        if getattr(config.student, key) < 1:
+            fail(f'student.{key}', f'must be >= 1, got {getattr(config.student, key)}')
+    for task in TASKS:
+        teacher = getattr(config.teachers, task)
+        if not teacher.checkpoint and not teacher.config:
+            fail(f'teachers.{task}', 'give a training `config` or a `checkpoint`')
+        for key in ('steps', 'batch_size', 'val_every'):
+            if getattr(teacher, key) < 1:
+                fail(f'teachers.{task}.{key}', f'must be >= 1, got {getattr(teacher, key)}')
+    for key in ('train_frames', 'val_frames', 'test_frames'):
+        value = getattr(config.data, key)
+        if value is not None and value < 1:
+            fail(f'data.{key}', f'must be >= 1 or null, got {value}')
+    evaluation = config.evaluation
+    for key in ('batch_size', 'latency_repeats', 'qualitative_frames'):
+        if getattr(evaluation, key) < 1:
+            fail(f'evaluation.{key}', f'must be >= 1, got {getattr(evaluation, key)}')
+    if not config.results_name or '/' in config.results_name:
+        fail('results_name', f'must be a file stem without "/", got {config.results_name!r}')
+    _check_size(config.data.size, f'{source}: data.size')
+    return config
+
+
+def _check_size(text: str | None, where: str) -> None:
+    from jointdistill_core.training.config import parse_size
+    size = parse_size(text, where)
+    if size is not None and (size[0] % 32 or size[1] % 32):
+        raise ConfigError(f'{where}: {text!r}: height and width must be multiples of 32 '
+                          f'(the networks downsample 32x)')
+
+
+def load_study_config(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
+    """Read FILE, apply 'key=value' overrides, check types and cross-field rules."""
+    mapping = apply_overrides(load_yaml_mapping(path), overrides or [])
+    return validate(from_dict(StudyConfig, mapping, source=str(path)), str(path))
+
+
+def select_variants(config: StudyConfig, only: list[str] | None) -> list[VariantConfig]:
+    """The variants named in `only` (all when None), in config order; unknown names raise."""
+    if not only:
+        return list(config.variants)
+    known = [variant.name for variant in config.variants]
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise ConfigError(f'--only: unknown variant(s) {", ".join(unknown)} '
+                          f'(known: {", ".join(known)})')
+    return [variant for variant in config.variants if variant.name in only]
