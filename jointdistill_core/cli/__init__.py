@@ -13,6 +13,7 @@ SUBCOMMAND_MODULES = [
     'demo',
     'train',
     'export',
+    'study',
 ]
 
 
