@@ -136,7 +136,8 @@ def test_resize_nearest_keeps_integer_ids():
 def test_task_loss_terms_weights_and_drops():
     # CE: logits (0, 0) label 0 -> ln 2; L1: |1 - 3| = 2 m.
     out = ModelOutput(seg_logits=torch.zeros(1, 2, 1, 1), depth=torch.ones(1, 1, 1, 1))
-    batch = {'labels': torch.zeros(1, 1, 1, dtype=torch.long), 'depth': torch.full((1, 1, 1, 1), 3.0)}
+    batch = {'labels': torch.zeros(1, 1, 1, dtype=torch.long),
+             'depth': torch.full((1, 1, 1, 1), 3.0)}
     terms = task_loss_terms(batch, out, 0.5, 2.0)
     assert terms['task/seg'].item() == pytest.approx(0.5 * LN2)
     assert terms['task/depth'].item() == pytest.approx(4.0)

@@ -15,7 +15,7 @@ from torch import nn
 
 from jointdistill_core.config import ConfigError
 from jointdistill_core.distill import METHODS, build_method, method_params
-from jointdistill_core.distill.jointdistill import JointDistill, updated_weights
+from jointdistill_core.distill.jointdistill import updated_weights
 from jointdistill_core.models.outputs import ModelOutput
 from jointdistill_core.models.student import JointStudent
 from jointdistill_core.models.teachers import DepthTeacher, SegTeacher
@@ -223,7 +223,8 @@ def test_static_kd_adaptor_shapes_follow_teachers():
     method.setup(street_batch(1), street_batch(1), teachers)
     assert method.adaptors['seg_enc'].in_channels == student.feature_channels['enc']
     assert method.adaptors['seg_enc'].out_channels == teachers['seg'].feature_channels['enc']
-    assert method.adaptors['depth_dec'].out_channels == teachers['depth'].feature_channels['dec_depth']
+    depth_channels = teachers['depth'].feature_channels['dec_depth']
+    assert method.adaptors['depth_dec'].out_channels == depth_channels
 
 
 # ------------------------------------------------------------------------------ sd_mtcnn
@@ -292,7 +293,8 @@ def amalgamation_fixture(params: dict):
                   'dec_depth': features([0.0], [2.0])})
     teacher_outs = {
         'seg': ModelOutput(seg_logits=torch.tensor([2 * LN3, 0.0]).reshape(1, 2, 1, 1),
-                           features={'enc': features([1.0], [0.0]), 'dec_seg': features([5.0], [5.0])}),
+                           features={'enc': features([1.0], [0.0]),
+                                     'dec_seg': features([5.0], [5.0])}),
         'depth': ModelOutput(depth=torch.tensor([1.0, 4.0]).reshape(1, 1, 1, 2),
                              features={'enc': features([6.0], [8.0]),
                                        'dec_depth': features([0.0], [5.0])})}
@@ -351,7 +353,7 @@ def test_amalgamation_never_reads_labels_with_real_networks():
 VAL_LABELS = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1]]])
 VAL_DEPTH = torch.arange(1.0, 9.0).reshape(1, 1, 2, 4)
 PERFECT_SEG = 10.0 * nn.functional.one_hot(VAL_LABELS, 2).permute(0, 3, 1, 2).float()
-ALL_CLASS_0 = 10.0 * nn.functional.one_hot(torch.zeros_like(VAL_LABELS), 2).permute(0, 3, 1, 2).float()
+ALL_CLASS_0 = 10.0 * nn.functional.one_hot(0 * VAL_LABELS, 2).permute(0, 3, 1, 2).float()
 # ALL_CLASS_0 mIoU: IoU_0 = 4 / 8, IoU_1 = 0 / 4 -> 0.25. A depth of gt * (1 + e) has abs rel e.
 
 

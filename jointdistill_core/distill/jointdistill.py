@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from jointdistill_core.data.sample import IGNORE_INDEX
@@ -262,8 +261,9 @@ class JointDistill(DistillMethod):
         fusion on, also adds the connector's own supervised terms to `terms`."""
         if not self.params.fusion:
             return teacher_outs['seg'].seg_logits.detach(), teacher_outs['depth'].depth.detach()
-        fused_seg, fused_depth = self.connector(teacher_outs['seg'].features['dec_seg'].detach(),
-                                                teacher_outs['depth'].features['dec_depth'].detach())
+        seg_features = teacher_outs['seg'].features['dec_seg'].detach()
+        depth_features = teacher_outs['depth'].features['dec_depth'].detach()
+        fused_seg, fused_depth = self.connector(seg_features, depth_features)
         weight = self.params.connector_weight
         if weight:
             terms['connector/seg'] = weight * masked_cross_entropy(fused_seg, batch['labels'])

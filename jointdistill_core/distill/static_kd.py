@@ -1,7 +1,8 @@
 """`static_kd`: multi-teacher feature distillation with fixed weights (Li & Bilen 2020).
 
 L = sum_t L_task,t
-    + sum_{t in seg, depth} lambda_t * sum_{l in layers} mean_px || n(A_t^l f_S^l) - n(f_{T_t}^l) ||^2
+    + sum_{t in seg, depth} lambda_t * sum_{l in layers}
+          mean_px || n(A_t^l f_S^l) - n(f_{T_t}^l) ||^2
     + logit_kd_weight * (T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)) + L1(d_S, d_Tdepth)).
 
 Layer 'enc' pairs the student's shared encoder output with teacher t's encoder output;
