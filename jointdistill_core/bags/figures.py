@@ -64,8 +64,15 @@ def colorize_error(error: np.ndarray, max_error: float) -> np.ndarray:
     return rgb
 
 
+# Panels are six tiles; wider images are shrunk so that a figure stays a few hundred KB.
+MAX_TILE_WIDTH = 400
+
+
 def _titled(tile: np.ndarray, title: str) -> np.ndarray:
     tile = np.ascontiguousarray(tile)
+    if tile.shape[1] > MAX_TILE_WIDTH:
+        height = round(tile.shape[0] * MAX_TILE_WIDTH / tile.shape[1])
+        tile = cv2.resize(tile, (MAX_TILE_WIDTH, height), interpolation=cv2.INTER_AREA)
     height = max(12, tile.shape[0] // 16)
     scale = height / 30.0
     bar = np.full((height + 6, tile.shape[1], 3), 255, np.uint8)
