@@ -227,6 +227,22 @@ def test_static_kd_adaptor_shapes_follow_teachers():
     assert method.adaptors['depth_dec'].out_channels == depth_channels
 
 
+def test_prediction_only_teachers_are_a_config_error_for_feature_methods():
+    """An external (file) teacher returns predictions only: methods that distil teacher
+    features say so in one configuration error; jointdistill without fusion accepts it."""
+    student, _ = tiny_models()
+    prediction_only = {'seg': FixedOutputNet(ModelOutput(seg_logits=torch.zeros(1, 7, 32, 64))),
+                       'depth': FixedOutputNet(ModelOutput(depth=torch.ones(1, 1, 32, 64)))}
+    probe = street_batch(1)
+    for name in ('static_kd', 'amalgamation', 'jointdistill'):
+        method = build_method(name, {}, student, 7, MAX_DEPTH)
+        with pytest.raises(ConfigError, match=r"teachers.seg: .*no feature\(s\)"):
+            method.setup(probe, probe, prediction_only)
+    method = build_method('jointdistill', {'fusion': False}, student, 7, MAX_DEPTH)
+    method.setup(probe, probe, prediction_only)
+    assert method.connector is None and method.teacher_metrics is not None
+
+
 # ------------------------------------------------------------------------------ sd_mtcnn
 def test_sd_mtcnn_terms_by_hand_and_decoder_gets_no_gradient():
     encoder = features([3.0], [4.0]).requires_grad_(True)                     # (1, 2, 1, 1)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jointdistill_core.config import ConfigError
 from jointdistill_core.data.sample import IGNORE_INDEX
 
 _EPS = 1e-12
@@ -175,12 +176,19 @@ def student_feature_channels(student: nn.Module) -> dict[str, int]:
 @torch.no_grad()
 def probe_teacher_channels(teacher: nn.Module, images: torch.Tensor, task: str,
                            keys: list[str]) -> dict[str, int]:
-    """Channel count of each feature `keys` of `teacher`, from one forward pass on `images`."""
+    """Channel count of each feature `keys` of `teacher`, from one forward pass on `images`.
+
+    A teacher without them (an external TorchScript/ONNX file returns predictions only) is a
+    configuration error that names the options which work with prediction-only teachers.
+    """
     features = teacher(images).features
     missing = [key for key in keys if key not in features]
     if missing:
-        raise ValueError(f'the {task} teacher returns no feature(s) {missing} (it returns '
-                         f'{sorted(features)}); feature distillation needs them')
+        raise ConfigError(
+            f'teachers.{task}: the teacher returns no feature(s) {missing} (it returns '
+            f'{sorted(features) or "none"}), which this method distils; with prediction-only '
+            'teachers use mtl, xdistill, jointdistill with fusion: false, or amalgamation '
+            'with lambda_feat: 0')
     return {key: int(features[key].shape[1]) for key in keys}
 
 
