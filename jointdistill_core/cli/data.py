@@ -1,6 +1,6 @@
 """`jointdistill data synth`: write synthetic street scenes to disk in the mtan .npy layout.
 
-DIR/<split>/ receives image/{i}.npy (H, W, 3 float32 RGB in [0, 1]), depth/{i}.npy (H, W
+OUT/SPLIT/ receives image/{i}.npy (H, W, 3 float32 RGB in [0, 1]), depth/{i}.npy (H, W
 float32 metres, 0 = invalid/sky), label/{i}.npy (H, W float32 class ids, -1 = void, the mtan
 convention), K/{i}.npy (3, 3 float64 intrinsics in pixels), plus contact_sheet.png,
 class_frequencies.png and meta.json. Frame i is scene seed SPLIT_SEED_START[split] + i.
