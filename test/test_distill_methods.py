@@ -625,3 +625,52 @@ def test_total_loss_decreases_over_a_few_steps(name):
     if name == 'jointdistill':  # evaluated at steps 2, 4, 6, 8: all three parts were live
         assert [row[0] for row in method.weight_history] == [0, 2, 4, 6, 8]
         assert 1 <= int(method.snapshot_count) <= 2
+
+
+def test_jointdistill_resumes_exactly_through_the_trainer(tmp_path):
+    """6 steps straight equal 3 steps + --resume 3 steps: student, connector, weights, weight
+    history and trajectory snapshots (constant learning rate, so both runs share a schedule)."""
+    import yaml
+
+    from jointdistill_core.checkpoint import save_checkpoint
+    from jointdistill_core.models.factory import build_model
+    from jointdistill_core.training import load_train_config
+    from jointdistill_core.training.trainer import Trainer
+
+    torch.manual_seed(11)
+    teachers = {}
+    for task, spec in (('seg', {'arch': 'seg_teacher', 'num_classes': 7}),
+                       ('depth', {'arch': 'depth_teacher'})):
+        save_checkpoint(tmp_path / task, build_model({**spec, 'width': 8, 'blocks': [1, 1, 1, 1]}),
+                        {'input_size': [32, 64]})
+        teachers[task] = {'path': str(tmp_path / f'{task}.safetensors')}
+
+    def run(name: str, steps: int, resume: bool) -> Trainer:
+        config = {
+            'model': {'arch': 'student',
+                      'kwargs': {'width_mult': 0.25, 'decoder_channels': [8, 8, 8]}},
+            'method': {'name': 'jointdistill',
+                       'params': {'eval_every': 1, 'probe_size': 2, 'topk': 4, 'buffer_size': 2}},
+            'teachers': teachers,
+            'data': {'spec': 'synthetic', 'size': '32x64', 'num_frames': 4, 'val_frames': 2,
+                     'batch_size': 2},
+            'schedule': {'name': 'step', 'step_every': 1000},
+            'steps': steps, 'val_every': 3, 'log_every': 1, 'seed': 5, 'device': 'cpu',
+            'out': str(tmp_path / name)}
+        path = tmp_path / f'{name}.yaml'
+        path.write_text(yaml.safe_dump(config))
+        trainer = Trainer(load_train_config(path), resume=resume, progress=False)
+        trainer.run()
+        return trainer
+
+    straight = run('straight', 6, False)
+    run('split', 3, False)
+    resumed = run('split', 6, True)
+    for key, value in straight.student.state_dict().items():
+        assert torch.equal(value, resumed.student.state_dict()[key]), key
+    method_state = resumed.method.state_dict()
+    for key, value in straight.method.state_dict().items():
+        assert torch.equal(value, method_state[key]), key
+    assert len(straight.method.weight_history) == 7  # set-up + steps 1..6
+    assert resumed.method.weight_history == straight.method.weight_history
+    assert int(resumed.method.snapshot_count) >= 1
