@@ -54,7 +54,7 @@ def fastdds_profile_path() -> Path:
         installed = Path(get_package_share_directory('jointdistill_ros')) / 'config' / PROFILE_NAME
         if installed.is_file():
             return installed
-    except (ImportError, LookupError, ValueError):
+    except (ImportError, LookupError, ValueError, OSError):
         pass
     return Path(jointdistill_ros.__file__).resolve().parents[1] / 'config' / PROFILE_NAME
 
@@ -130,7 +130,7 @@ class OutputCollector:
 
     def complete(self, stamps: list[int]) -> bool:
         with self.lock:
-            kinds = set().union(*(set(a) for a in self.arrivals.values())) if self.arrivals else set()
+            kinds = set().union(*(set(a) for a in self.arrivals.values()))
             return bool(kinds) and all(set(self.arrivals.get(s, {})) >= kinds for s in stamps)
 
 
@@ -164,7 +164,8 @@ def _node_state_checker(node: Node):
     return is_active
 
 
-def _frame_outputs(collector: OutputCollector, published: dict[int, float]) -> dict[int, FrameOutputs]:
+def _frame_outputs(collector: OutputCollector, published: dict[int, float]
+                   ) -> dict[int, FrameOutputs]:
     outputs = {}
     for stamp, kinds in collector.arrivals.items():
         frame = FrameOutputs(stamp, depth_raw=kinds.get('depth', (None,))[0],

@@ -65,7 +65,8 @@ class BagPlayer:
         self.publishers = {topic: node.create_publisher(message_class(available[topic][0]), topic,
                                                         PLAYER_QOS)
                            for topic in self.topics}
-        self.clock_publisher = node.create_publisher(Clock, '/clock', CLOCK_QOS) if publish_clock else None
+        self.clock_publisher = (node.create_publisher(Clock, '/clock', CLOCK_QOS)
+                                if publish_clock else None)
         self._start_wall: float | None = None
         self._start_log_ns: int | None = None
 

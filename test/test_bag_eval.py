@@ -4,7 +4,6 @@ implementation, from the Predictor run directly on the same frames."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -35,7 +34,8 @@ def reference_metrics(predictions, frames) -> dict[str, float]:
         valid = np.isfinite(frame.depth) & (frame.depth > 0)
         errors.append(depth[valid].astype(np.float64) - frame.depth[valid])
         gts.append(frame.depth[valid].astype(np.float64))
-        ratios.append(np.maximum(depth[valid] / frame.depth[valid], frame.depth[valid] / depth[valid]))
+        ratio = depth[valid] / frame.depth[valid]
+        ratios.append(np.maximum(ratio, 1 / ratio))
     error, gt, ratio = np.concatenate(errors), np.concatenate(gts), np.concatenate(ratios)
     tp = np.diag(confusion).astype(np.float64)
     union = confusion.sum(0) + confusion.sum(1) - tp
@@ -128,7 +128,8 @@ def test_offline_counts_dropped_and_unmatched_and_reads_latency(material, tmp_pa
     outputs = tmp_path / 'outputs'
     write_outputs_bag(outputs, predictions, kept + [stray], delay_ns=5_000_000)
     out = tmp_path / 'report'
-    assert main(['bag', 'eval', '--bag', str(bag), '--outputs', str(outputs), '--out', str(out)]) == 0
+    command = ['bag', 'eval', '--bag', str(bag), '--outputs', str(outputs), '--out', str(out)]
+    assert main(command) == 0
     report = json.loads((out / 'report.json').read_text())
     assert report['frames']['input'] == FRAMES
     assert (report['frames']['matched'], report['frames']['dropped'],
@@ -143,7 +144,7 @@ def test_offline_counts_dropped_and_unmatched_and_reads_latency(material, tmp_pa
     span_s = (stray - stamps[0]) / 1e9
     assert report['fps'] == pytest.approx((len(kept) + 1 - 1) / span_s)
     # Without --force the report is not overwritten.
-    assert main(['bag', 'eval', '--bag', str(bag), '--outputs', str(outputs), '--out', str(out)]) == 2
+    assert main(command) == 2
 
 
 def test_offline_with_labels_only_outputs_and_no_depth_gt(material, tmp_path):

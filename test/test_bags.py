@@ -13,7 +13,6 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import CameraInfo, Image
 
-from conftest import REPO_ROOT  # noqa: F401  (keeps the test importable from any cwd)
 from jointdistill_core.bags import codec
 from jointdistill_core.bags.layout import BagError
 from jointdistill_core.bags.reader import iter_camera_frames
@@ -43,7 +42,8 @@ def image_pixels(msg: Image, dtype, channels: int) -> np.ndarray:
     assert msg.is_bigendian == 0
     assert msg.step == msg.width * channels * np.dtype(dtype).itemsize
     array = np.frombuffer(bytes(msg.data), dtype)
-    return array.reshape((msg.height, msg.width, channels) if channels > 1 else (msg.height, msg.width))
+    shape = (msg.height, msg.width, channels) if channels > 1 else (msg.height, msg.width)
+    return array.reshape(shape)
 
 
 @pytest.fixture(params=['mcap', 'sqlite3'])
@@ -108,7 +108,8 @@ def test_make_reads_back_in_rclpy_identical_to_the_renderer(made_bag):
 def test_frames_reader_pairs_by_stamp(made_bag):
     bag, _ = made_bag
     frames = list(iter_camera_frames(bag))
-    assert [f.stamp_ns for f in frames] == [START_NS + round(i * 1e9 / RATE_HZ) for i in range(FRAMES)]
+    expected = [START_NS + round(i * 1e9 / RATE_HZ) for i in range(FRAMES)]
+    assert [f.stamp_ns for f in frames] == expected
     scene = render_scene(SEED + 2, HEIGHT, WIDTH)
     np.testing.assert_array_equal(frames[2].image, scene.image)
     np.testing.assert_array_equal(frames[2].labels, scene.labels)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from jointdistill_core.bags.layout import CAMERA_INFO_TYPE, FRAME_ID, IMAGE_TYPE, TYPESTORE, BagError
+from jointdistill_core.bags.layout import (CAMERA_INFO_TYPE, FRAME_ID, IMAGE_TYPE, TYPESTORE,
+                                           BagError)
 
 _Image = TYPESTORE.types[IMAGE_TYPE]
 _CameraInfo = TYPESTORE.types[CAMERA_INFO_TYPE]
@@ -21,7 +22,8 @@ _RegionOfInterest = TYPESTORE.types['sensor_msgs/msg/RegionOfInterest']
 # encoding -> (numpy dtype, channels)
 _ENCODINGS = {
     'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), 'rgba8': (np.uint8, 4), 'bgra8': (np.uint8, 4),
-    'mono8': (np.uint8, 1), '8UC1': (np.uint8, 1), '16UC1': (np.uint16, 1), 'mono16': (np.uint16, 1),
+    'mono8': (np.uint8, 1), '8UC1': (np.uint8, 1),
+    '16UC1': (np.uint16, 1), 'mono16': (np.uint16, 1),
     '32FC1': (np.float32, 1),
 }
 
@@ -42,7 +44,8 @@ def encode_image(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str 
     height, width = array.shape[:2]
     if (array.shape[2] if array.ndim == 3 else 1) != channels:
         raise ValueError(f'{encoding} needs {channels} channel(s), got shape {array.shape}')
-    data = np.frombuffer(array.astype(array.dtype.newbyteorder('<'), copy=False).tobytes(), np.uint8)
+    little_endian = array.astype(array.dtype.newbyteorder('<'), copy=False)
+    data = np.frombuffer(little_endian.tobytes(), np.uint8)
     return _Image(header=make_header(stamp_ns, frame_id), height=height, width=width,
                   encoding=encoding, is_bigendian=0, step=width * channels * array.itemsize,
                   data=data)

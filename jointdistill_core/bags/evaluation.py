@@ -152,7 +152,8 @@ def _decode_outputs(outputs: FrameOutputs, output_topics: OutputTopics
                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
     depth = labels = None
     if outputs.depth_raw is not None:
-        depth = codec.decode_depth(codec.deserialize(outputs.depth_raw, IMAGE_TYPE), output_topics.depth)
+        depth = codec.decode_depth(codec.deserialize(outputs.depth_raw, IMAGE_TYPE),
+                                   output_topics.depth)
     if outputs.labels_raw is not None:
         labels = codec.decode_labels(codec.deserialize(outputs.labels_raw, IMAGE_TYPE),
                                      output_topics.labels)
@@ -198,7 +199,8 @@ def evaluate_outputs(input_bag: str | Path, outputs: dict[int, FrameOutputs], ou
     if counts['input'] == 0:
         raise BagError(f'bag {input_bag} has no frames on {topics.image}')
     unmatched = len(outputs)
-    done_times.extend(o.done_s for o in outputs.values() if o.done_s is not None and o.kinds() >= expected)
+    done_times.extend(o.done_s for o in outputs.values()
+                      if o.done_s is not None and o.kinds() >= expected)
     figures = write_latency_figures(out, per_frame) + figures
     report = {
         **(run_info or {}),
@@ -229,7 +231,8 @@ def read_output_bag(path: str | Path, output_topics: OutputTopics = OutputTopics
     wanted = [t for t in (output_topics.depth, output_topics.labels) if t in available]
     if not wanted:
         raise BagError(f'outputs bag {path} has neither {output_topics.depth} nor '
-                       f'{output_topics.labels} (it has: {", ".join(sorted(available)) or "no topics"})')
+                       f'{output_topics.labels} '
+                       f'(it has: {", ".join(sorted(available)) or "no topics"})')
     for topic in wanted:
         if available[topic][0] != IMAGE_TYPE:
             raise BagError(f'outputs bag {path}: {topic} carries {available[topic][0]}, '

@@ -95,14 +95,16 @@ def write_sample_figure(path: Path, frame, depth: np.ndarray | None, labels: np.
         error = np.abs(depth - gt_depth)
         finite = error[np.isfinite(error)]
         max_error = float(np.percentile(finite, 99)) if finite.size else 1.0
-        error_tile, error_title = colorize_error(error, max_error), f'|depth error| 0-{max_error:.1f} m'
+        error_tile = colorize_error(error, max_error)
+        error_title = f'|depth error| 0-{max_error:.1f} m'
     top = [_titled(image, 'input'),
            _titled(overlay_labels(image, frame.labels, num_classes) if frame.labels is not None
                    else blank, 'labels GT'),
            _titled(overlay_labels(image, labels, num_classes) if labels is not None else blank,
                    'labels predicted')]
     bottom = [_titled(colorize_depth(gt_depth, far) if gt_depth is not None else blank, 'depth GT'),
-              _titled(colorize_depth(depth, far) if depth is not None else blank, 'depth predicted'),
+              _titled(colorize_depth(depth, far) if depth is not None else blank,
+                      'depth predicted'),
               _titled(error_tile, error_title)]
     panel = np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom, axis=1)], axis=0)
     cv2.imwrite(str(path), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))

@@ -29,7 +29,8 @@ def make_synthetic_bag(out: str | Path, frames: int, height: int, width: int, ra
     seed = default_synthetic_seed() if seed is None else seed
     out = Path(out)
     with BagWriter(out, storage, force) as writer:
-        for index in tqdm(range(frames), desc=f'bag {out.name}', unit='frame', disable=not progress):
+        for index in tqdm(range(frames), desc=f'bag {out.name}', unit='frame',
+                          disable=not progress):
             scene = render_scene(seed + index, height, width)
             writer.write_frame(frame_stamp_ns(index, rate_hz), scene.image, scene.depth,
                                scene.labels, scene.K, topics)
@@ -40,7 +41,8 @@ def sample_to_arrays(sample: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | N
                                                       np.ndarray | None, np.ndarray | None]:
     """Dataset sample (see data/sample.py) -> image (H, W, 3) uint8, depth metres (0 invalid),
     labels uint8 (255 void), K (3, 3) or None. All-invalid depth or all-void labels -> None."""
-    image = np.clip(np.rint(sample['image'].numpy().transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+    image = np.rint(sample['image'].numpy().transpose(1, 2, 0) * 255.0)
+    image = np.clip(image, 0, 255).astype(np.uint8)
     depth = sample['depth'].numpy()[0]
     labels = sample['labels'].numpy()
     K = sample['K'].numpy() if 'K' in sample else None
@@ -60,7 +62,8 @@ def dataset_to_bag(spec: str, split: str, out: str | Path, rate_hz: float, stora
     dataset, _ = build_dataset(spec, split, size=size, num_frames=num_frames)
     count = len(dataset) if num_frames is None else min(num_frames, len(dataset))
     with BagWriter(out, storage, force) as writer:
-        for index in tqdm(range(count), desc=f'bag {out.name}', unit='frame', disable=not progress):
+        for index in tqdm(range(count), desc=f'bag {out.name}', unit='frame',
+                          disable=not progress):
             image, depth, labels, K = sample_to_arrays(dataset[index])
             writer.write_frame(frame_stamp_ns(index, rate_hz, DEFAULT_START_NS), image, depth,
                                labels, K, topics)

@@ -86,7 +86,8 @@ def iter_raw(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[
         except BagError:
             raise
         except Exception as error:
-            raise BagError(f'cannot read bag {path}: {error} (truncated or damaged file?)') from error
+            raise BagError(f'cannot read bag {path}: {error} '
+                           '(truncated or damaged file?)') from error
 
 
 def _decode_into(frame: CameraFrame, topic: str, msg: Any, topics: CameraTopics) -> None:
@@ -123,7 +124,8 @@ def camera_topics_present(path: str | Path, topics: CameraTopics) -> set[str]:
     for topic, msgtype in expected.items():
         if topic in available:
             if available[topic][0] != msgtype:
-                raise BagError(f'bag {path}: {topic} carries {available[topic][0]}, expected {msgtype}')
+                raise BagError(f'bag {path}: {topic} carries {available[topic][0]}, '
+                               f'expected {msgtype}')
             present.add(topic)
     return present
 

@@ -69,7 +69,8 @@ class BagWriter:
     def _connection(self, topic: str, msgtype: str) -> Any:
         if topic not in self._connections:
             assert self._writer is not None, 'BagWriter used outside its with-block'
-            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+            self._connections[topic] = self._writer.add_connection(topic, msgtype,
+                                                                   typestore=TYPESTORE)
         connection = self._connections[topic]
         if connection.msgtype != msgtype:
             raise BagError(f'{topic} already carries {connection.msgtype}, not {msgtype}')
@@ -95,12 +96,13 @@ class BagWriter:
         if depth is not None:
             depth = np.asarray(depth, np.float32)
             depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
-            self.write_message(topics.depth_gt, codec.encode_image(depth, '32FC1', stamp_ns), stamp_ns)
+            self.write_message(topics.depth_gt, codec.encode_image(depth, '32FC1', stamp_ns),
+                               stamp_ns)
         if labels is not None:
             labels = np.asarray(labels)
             if labels.min(initial=0) < 0 or labels.max(initial=0) > 255:
                 raise BagError('labels must lie in 0..255 (255 = void) to be written as mono8')
-            self.write_message(topics.labels_gt, codec.encode_image(labels.astype(np.uint8), 'mono8',
-                                                                    stamp_ns), stamp_ns)
+            labels_msg = codec.encode_image(labels.astype(np.uint8), 'mono8', stamp_ns)
+            self.write_message(topics.labels_gt, labels_msg, stamp_ns)
 
 

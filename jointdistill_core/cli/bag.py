@@ -17,7 +17,8 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(part) for part in text.lower().split('x'))
     except ValueError:
-        raise argparse.ArgumentTypeError(f'size must look like 480x640 (HxW), got {text!r}') from None
+        raise argparse.ArgumentTypeError(
+            f'size must look like 480x640 (HxW), got {text!r}') from None
     if height < 8 or width < 8:
         raise argparse.ArgumentTypeError(f'size must be at least 8x8 pixels, got {text!r}')
     return height, width
@@ -39,7 +40,8 @@ def positive_int(text: str) -> int:
 
 def add_camera_topic_options(parser: argparse.ArgumentParser) -> None:
     defaults = CameraTopics()
-    parser.add_argument('--image-topic', default=defaults.image, help='input image (rgb8/bgr8/mono8)')
+    parser.add_argument('--image-topic', default=defaults.image,
+                        help='input image (rgb8/bgr8/mono8)')
     parser.add_argument('--camera-info-topic', default=defaults.camera_info)
     parser.add_argument('--depth-gt-topic', default=defaults.depth_gt,
                         help='ground-truth depth (32FC1 metres or 16UC1 mm)')
@@ -60,7 +62,8 @@ def _make(args: argparse.Namespace) -> int:
                                   args.seed, args.force, camera_topics(args))
     except BagError as error:
         raise CliError(str(error)) from None
-    print(f'wrote {path} ({args.frames} frames, {width}x{height}, {args.rate:g} Hz, {args.storage})')
+    print(f'wrote {path} ({args.frames} frames, {width}x{height}, {args.rate:g} Hz, '
+          f'{args.storage})')
     return 0
 
 
@@ -140,7 +143,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument('--rate', type=positive_float, default=15.0, help='frame rate in Hz')
     make.add_argument('--storage', choices=STORAGES, default='mcap')
     make.add_argument('--seed', type=int, default=None,
-                      help='scene seed of frame 0 (default: first seed of the synthetic test split)')
+                      help='scene seed of frame 0 '
+                           '(default: first seed of the synthetic test split)')
     make.add_argument('--force', action='store_true', help='replace an existing bag')
     add_camera_topic_options(make)
     make.set_defaults(handler=_make)
@@ -173,13 +177,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = verbs.add_parser('eval', help='metrics, latency and figures of the perception node '
                                              'on a bag (live) or on recorded outputs (offline)')
-    evaluate.add_argument('--bag', required=True, type=Path, help='input camera bag with ground truth')
+    evaluate.add_argument('--bag', required=True, type=Path,
+                          help='input camera bag with ground truth')
     evaluate.add_argument('--model', type=Path, default=None,
                           help='live: checkpoint for the perception node started by this command')
     evaluate.add_argument('--outputs', type=Path, default=None,
                           help="offline: bag of the node's recorded output topics")
     evaluate.add_argument('--out', required=True, type=Path, help='report directory')
-    evaluate.add_argument('--rate', type=positive_float, default=1.0, help='live replay speed factor')
+    evaluate.add_argument('--rate', type=positive_float, default=1.0,
+                          help='live replay speed factor')
     evaluate.add_argument('--device', default='cpu', help="live: the node's device (cpu, cuda)")
     evaluate.add_argument('--record', type=Path, default=None,
                           help='live: also write the received outputs into this mcap bag')
