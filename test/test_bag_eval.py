@@ -65,6 +65,7 @@ def material(tmp_path_factory):
     return root, bag, model, frames, predictions
 
 
+@pytest.mark.ros
 def test_live_eval_matches_direct_predictor_and_offline_replay(material, ros_env, tmp_path):
     _, bag, model, frames, predictions = material
     out, record = tmp_path / 'live', tmp_path / 'outputs'
