@@ -37,6 +37,7 @@ MAX_GROUND_RANGE_M = 250.0   # ground ends here (along Y); beyond it the ray see
 MAX_GROUND_SIDE_M = 120.0    # ... and here across (|X|)
 _NOISE_SIZE = 64             # side of the noise lattice tables (power of two)
 _NEAR_M = 0.05
+_PLACEMENT_TRIES = 5          # random positions tried before an object is left out
 
 
 @dataclass
@@ -426,6 +427,7 @@ class _SceneBuilder:
         self.road_half, self.curb_h, self.sides = road_half, curb_h, sides
         self.camera_x, self.hfov, self.far_end = camera_x, hfov, far_end
         self.primitives: list = []
+        self.footprints: list[tuple[float, float, float, float]] = []
 
     def min_visible_y(self, x: float) -> float:
         """Distance ahead from which a point at lateral position x is inside the view."""
@@ -479,6 +481,8 @@ class _SceneBuilder:
         crown_r = rng.uniform(1.2, 2.6)
         bark = _jitter(rng, (0.36, 0.27, 0.18), 0.05)
         leaves = _jitter(rng, (0.25, 0.42, 0.15), 0.07)
+        if not self.claim(x - trunk_r - 0.1, x + trunk_r + 0.1, y - trunk_r - 0.1, y + trunk_r + 0.1):
+            return
         self.primitives.append(_Cylinder(x, y, trunk_r, base_z, base_z + trunk_h + crown_r * 0.5,
                                          NATURE, _flat_color(bark, self.noise, 4.0, 0.4)))
         self.primitives.append(_Sphere((x, y, base_z + trunk_h + crown_r * 0.8), crown_r, NATURE,
@@ -508,6 +512,8 @@ class _SceneBuilder:
         while y < min(self.far_end, 100):
             radius = rng.uniform(0.08, 0.16)
             height = rng.uniform(3.5, 8.0)
+            # Keeps pedestrians clear of the pole and of a sign hanging above the sidewalk.
+            self.claim(x - 1.0, x + 1.0, y - 0.5, y + 0.5)
             self.primitives.append(_Cylinder(x, y, radius, self.curb_h, self.curb_h + height,
                                              OBJECT, _flat_color(metal)))
             kind = rng.random()
@@ -546,47 +552,57 @@ class _SceneBuilder:
         rng = self.rng
         count = rng.integers(2, 10)
         for index in range(count):
-            side = self.sides[rng.integers(2)]
-            on_road = rng.random() < 0.15
-            if on_road:
-                x = rng.uniform(-self.road_half + 0.5, self.road_half - 0.5)
-                base = 0.0
-            else:
-                x = side.sign * (self.road_half + rng.uniform(0.5, max(side.sidewalk_w - 0.3, 0.6)))
-                base = self.curb_h
-            y_min = max(5.0, self.min_visible_y(x))
-            # The first two are kept close enough to be clearly visible.
-            y_max = y_min + (12.0 if index < 2 else 40.0)
-            self.pedestrian(x, rng.uniform(y_min, y_max), base)
+            for _ in range(_PLACEMENT_TRIES):
+                side = self.sides[rng.integers(2)]
+                if rng.random() < 0.15:     # crossing the road
+                    x = rng.uniform(-self.road_half + 0.5, self.road_half - 0.5)
+                    base = 0.0
+                else:
+                    x = side.sign * (self.road_half + rng.uniform(0.5, max(side.sidewalk_w - 0.3, 0.6)))
+                    base = self.curb_h
+                y_min = max(5.0, self.min_visible_y(x))
+                # The first two are kept close enough to be clearly visible.
+                y = rng.uniform(y_min, y_min + (12.0 if index < 2 else 40.0))
+                if self.claim(x - 0.35, x + 0.35, y - 0.35, y + 0.35):
+                    self.pedestrian(x, y, base)
+                    break
 
     # --- vehicles
-    def vehicle(self, x: float, y: float, yaw: float) -> None:
+    def vehicle_shape(self) -> dict:
+        """Random vehicle type and size (metres) and paint colour."""
         rng = self.rng
         kind = rng.random()
         paint = rng.uniform(0.05, 0.9, 3) if rng.random() < 0.6 else np.full(3, rng.uniform(0.05, 0.9))
-        if kind < 0.75:      # car
-            length, width = rng.uniform(3.9, 4.9), rng.uniform(1.7, 1.95)
-            body_top, cabin_top = rng.uniform(0.9, 1.05), rng.uniform(1.4, 1.6)
-        elif kind < 0.92:    # van
-            length, width = rng.uniform(4.8, 5.6), rng.uniform(1.9, 2.1)
-            body_top, cabin_top = rng.uniform(1.1, 1.3), rng.uniform(2.0, 2.4)
-        else:                # bus / truck
-            length, width = rng.uniform(8.0, 12.0), 2.5
-            body_top, cabin_top = rng.uniform(1.2, 1.5), rng.uniform(3.0, 3.5)
+        if kind < 0.75:
+            shape = dict(kind='car', length=rng.uniform(3.9, 4.9), width=rng.uniform(1.7, 1.95),
+                         body_top=rng.uniform(0.9, 1.05), cabin_top=rng.uniform(1.4, 1.6))
+        elif kind < 0.92:
+            shape = dict(kind='van', length=rng.uniform(4.8, 5.6), width=rng.uniform(1.9, 2.1),
+                         body_top=rng.uniform(1.1, 1.3), cabin_top=rng.uniform(2.0, 2.4))
+        else:
+            shape = dict(kind='bus', length=rng.uniform(8.0, 12.0), width=2.5,
+                         body_top=rng.uniform(1.2, 1.5), cabin_top=rng.uniform(3.0, 3.5))
+        return dict(shape, paint=paint)
+
+    def vehicle(self, x: float, y: float, yaw: float, shape: dict) -> None:
+        """Body, cabin (glass band) and two axle boxes, centred at (x, y) on the road."""
+        length, width = shape['length'], shape['width']
+        body_top, cabin_top, paint = shape['body_top'], shape['cabin_top'], shape['paint']
         clearance, wheel_r = 0.25, 0.33
         self.primitives.append(_Box((x, y, (clearance + body_top) / 2), (width / 2, length / 2,
                                     (body_top - clearance) / 2), yaw, VEHICLE,
                                     _vehicle_albedo(paint, None)))
-        cabin_length = length * (0.55 if kind < 0.75 else 0.92)
-        cabin_shift = -0.08 * length if kind < 0.75 else 0.0
-        cx, cy = x - np.sin(yaw) * -cabin_shift, y + np.cos(yaw) * cabin_shift
+        is_car = shape['kind'] == 'car'
+        cabin_length = length * (0.55 if is_car else 0.92)
+        cabin_shift = -0.08 * length if is_car else 0.0
+        cx, cy = x - math.sin(yaw) * cabin_shift, y + math.cos(yaw) * cabin_shift
         self.primitives.append(_Box((cx, cy, (body_top + cabin_top) / 2),
                                     (width * 0.46, cabin_length / 2, (cabin_top - body_top) / 2),
                                     yaw, VEHICLE,
                                     _vehicle_albedo(paint, (body_top + 0.05, cabin_top - 0.08))))
         tyre = np.array([0.06, 0.06, 0.06])
         for along in (-0.33, 0.33):   # one box per axle: both wheels and the dark underbody
-            wx, wy = x - np.sin(yaw) * along * length, y + np.cos(yaw) * along * length
+            wx, wy = x - math.sin(yaw) * along * length, y + math.cos(yaw) * along * length
             self.primitives.append(_Box((wx, wy, wheel_r), (width / 2 - 0.05, wheel_r, wheel_r),
                                         yaw, VEHICLE, _flat_color(tyre)))
 
@@ -594,19 +610,35 @@ class _SceneBuilder:
         rng = self.rng
         lane_w = 2 * self.road_half / max(2, round(2 * self.road_half / 3.3))
         lanes = np.arange(-self.road_half + lane_w / 2, self.road_half, lane_w)
-        count = rng.integers(1, 5)
-        for index in range(count):
-            x = lanes[rng.integers(len(lanes))] + rng.uniform(-0.3, 0.3)
-            y_min = max(8.0, self.min_visible_y(x))
-            y = rng.uniform(y_min, y_min + (20 if index == 0 else 60))
-            self.vehicle(x, y, rng.uniform(-0.06, 0.06))
+        for index in range(rng.integers(1, 5)):
+            for _ in range(_PLACEMENT_TRIES):
+                shape = self.vehicle_shape()
+                x = float(lanes[rng.integers(len(lanes))]) + rng.uniform(-0.3, 0.3)
+                y_min = max(6.0, self.min_visible_y(x)) + shape['length'] / 2
+                y = rng.uniform(y_min, y_min + (20 if index == 0 else 60))
+                # Footprint grown for the small yaw and a gap to the neighbours.
+                half_w, half_l = shape['width'] / 2 + 0.3, shape['length'] / 2 + 1.0
+                if self.claim(x - half_w, x + half_w, y - half_l, y + half_l):
+                    self.vehicle(x, y, rng.uniform(-0.06, 0.06), shape)
+                    break
         for side in self.sides:
             if rng.random() < 0.6:
                 x = side.sign * (self.road_half - 1.1)
-                y = rng.uniform(3, 15)
-                while y < 70:
-                    self.vehicle(x, y, 0.0)
-                    y += rng.uniform(5.5, 14)
+                rear = rng.uniform(2, 12)        # nothing parked beside the camera
+                while rear < 70:
+                    shape = self.vehicle_shape()
+                    half_w, length = shape['width'] / 2, shape['length']
+                    if self.claim(x - half_w, x + half_w, rear, rear + length):
+                        self.vehicle(x, rear + length / 2, 0.0, shape)
+                    rear += length + rng.uniform(0.8, 8)
+
+    def claim(self, x0: float, x1: float, y0: float, y1: float) -> bool:
+        """Reserve the ground rectangle [x0, x1] x [y0, y1] (metres) if no object stands there."""
+        for ox0, ox1, oy0, oy1 in self.footprints:
+            if x0 < ox1 and ox0 < x1 and y0 < oy1 and oy0 < y1:
+                return False
+        self.footprints.append((x0, x1, y0, y1))
+        return True
 
 
 # ----------------------------------------------------------------------------- ground and sky
