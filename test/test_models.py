@@ -80,6 +80,21 @@ def test_width_mult_and_decoder_channels_change_the_network() -> None:
     assert out.features['dec_depth'].shape[1] == 24
 
 
+def test_fused_stages_select_the_block_type() -> None:
+    from jointdistill_core.models.blocks import FusedInvertedResidual, InvertedResidual
+    for fused_stages in (0, 3):
+        model = JointStudent(width_mult=0.5, fused_stages=fused_stages)
+        kinds = [type(stage[0]) for stage in model.encoder.stages]
+        assert kinds[:fused_stages] == [FusedInvertedResidual] * fused_stages
+        assert kinds[fused_stages:] == [InvertedResidual] * (7 - fused_stages)
+        assert not any(isinstance(m, nn.Conv2d) and m.groups > 1
+                       for stage in model.encoder.stages[:fused_stages] for m in stage.modules())
+        out = model(torch.rand(1, 3, 64, 64))
+        assert out.features['enc_mid'].shape == (1, model.feature_channels['enc_mid'], 8, 8)
+    with pytest.raises(ValueError, match='fused_stages must be in 0..3, got 4'):
+        JointStudent(fused_stages=4)
+
+
 def test_teachers_shapes_features_and_size(student: JointStudent) -> None:
     seg, depth = SegTeacher(num_classes=5).eval(), DepthTeacher(max_depth=20.0).eval()
     x = torch.rand(1, 3, 64, 96)

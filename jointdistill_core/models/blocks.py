@@ -106,6 +106,29 @@ class InvertedResidual(nn.Module):
         return x + out if self.use_shortcut else out
 
 
+class FusedInvertedResidual(nn.Module):
+    """EfficientNetV2's fused-MBConv: one full 3x3 conv expands (ReLU6), a 1x1 linear conv
+    projects; with expand_ratio 1 the 3x3 conv maps straight to the output channels.
+
+    More FLOPs than the depthwise block, but dense convolutions run near the matmul peak
+    while depthwise ones are memory-bound: at high resolution the fused block is faster.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, expand_ratio: int) -> None:
+        super().__init__()
+        if expand_ratio == 1:
+            self.block = ConvBNAct(in_channels, out_channels, 3, stride)
+        else:
+            hidden = in_channels * expand_ratio
+            self.block = nn.Sequential(ConvBNAct(in_channels, hidden, 3, stride),
+                                       ConvBNAct(hidden, out_channels, 1, activation=None))
+        self.use_shortcut = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        return x + out if self.use_shortcut else out
+
+
 class BasicResidual(nn.Module):
     """ResNet basic block: two 3x3 convs with a (projected when needed) shortcut."""
 
@@ -130,27 +153,38 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 # MobileNetV2 stages: (expand ratio t, channels c, repeats n, first stride s).
 MOBILENETV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+# Expand ratio of the early stages when they use fused blocks (EfficientNetV2-S uses 1, 4, 4).
+FUSED_EXPAND_RATIOS = (1, 4, 4)
 
 
 class MobileNetV2Encoder(nn.Module):
     """MobileNetV2 feature extractor (no final 1280-channel conv, no classifier).
 
+    fused_stages: how many of the first stages (0..3, strides 2, 4, 8) use fused-MBConv
+    blocks (expand ratios 1, 4, 4) instead of depthwise inverted residuals; 0 is the
+    classic MobileNetV2.
     forward: (N, 3, H, W) normalised image -> skips {4, 8, 16, 32}: feature maps at those
     strides (pixels of input per feature pixel); `channels[s]` gives their channel counts.
     """
 
-    def __init__(self, width_mult: float = 1.0) -> None:
+    def __init__(self, width_mult: float = 1.0, fused_stages: int = 0) -> None:
         super().__init__()
+        if not 0 <= fused_stages <= len(FUSED_EXPAND_RATIOS):
+            raise ValueError(f'fused_stages must be in 0..{len(FUSED_EXPAND_RATIOS)}, '
+                             f'got {fused_stages}')
         stem_channels = make_divisible(32 * width_mult)
         self.stem = ConvBNAct(3, stem_channels, 3, stride=2)
         self.stages = nn.ModuleList()
         self.stage_strides: list[int] = []
         self.channels: dict[int, int] = {}
         in_channels, stride = stem_channels, 2
-        for expand, base_channels, repeats, first_stride in MOBILENETV2_STAGES:
+        for index, (expand, base_channels, repeats, first_stride) in enumerate(MOBILENETV2_STAGES):
             out_channels = make_divisible(base_channels * width_mult)
-            blocks = [InvertedResidual(in_channels if i == 0 else out_channels, out_channels,
-                                       first_stride if i == 0 else 1, expand)
+            block_type: type[nn.Module] = InvertedResidual
+            if index < fused_stages:
+                block_type, expand = FusedInvertedResidual, FUSED_EXPAND_RATIOS[index]
+            blocks = [block_type(in_channels if i == 0 else out_channels, out_channels,
+                                 first_stride if i == 0 else 1, expand)
                       for i in range(repeats)]
             self.stages.append(nn.Sequential(*blocks))
             stride *= first_stride

@@ -50,7 +50,7 @@ class SegTeacher(_TeacherBase):
     forward(x: (N, 3, H, W) RGB in [0, 1], H, W multiples of 32) -> ModelOutput with
     seg_logits (N, num_classes, H, W), depth None, features 'enc' (stride 32), 'enc_mid'
     (stride 8), 'dec_seg' (stride 4). `max_depth` is None (no depth output).
-    Default (width 48, blocks (2, 2, 2, 2), 7 classes): 7.36 M parameters (3.8x the
+    Default (width 48, blocks (2, 2, 2, 2), 7 classes): 7.36 M parameters (3.6x the
     student), 8.15 GFLOPs and 74 MiB of activations at 256x512 (see docs/models.md).
     """
 
