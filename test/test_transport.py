@@ -21,8 +21,12 @@ FRAMES = 60  # two seconds at 30 Hz
 
 def test_30hz_640x480_best_effort_camera_reaches_the_node_without_loss(ros_env, tmp_path):
     checkpoint = save_tiny_student(tmp_path / 'student')
+    # Reader history 10, not 1: on a loaded CPU the node's executor can stall for a frame
+    # period, and a depth-1 history would then overwrite a sample that the transport did
+    # deliver. The count then measures the transport alone (the node still processes only
+    # the newest frame and counts the rest as dropped).
     parameters = {'model_path': str(checkpoint), 'autostart': True, 'device': 'cpu',
-                  'diagnostics_period': 0.25}
+                  'diagnostics_period': 0.25, 'qos.depth': 10}
     with NodeProcess(ros_env, parameters, log_path=tmp_path / 'node.log') as node_process, \
             TestNode('probe') as probe:
         diagnostics = DiagnosticsWatcher(probe)
