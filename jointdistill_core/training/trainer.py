@@ -112,7 +112,8 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 
 
 def _fixed_batch(dataset, count: int, seed: int) -> dict:
-    """`count` samples at seeded positions of `dataset`, collated (no augmentation RNG)."""
+    """`count` samples at seeded positions of `dataset`, collated; seeded per sample, so
+    augmentation (if on) is reproducible."""
     generator = torch.Generator().manual_seed(seed)
     indices = torch.randperm(len(dataset), generator=generator)[:count].tolist()
     samples = [SeededDataset(dataset)[(index, seed + index)] for index in indices]
@@ -251,9 +252,14 @@ class Trainer:
         self.max_depth = float(getattr(self.student, 'max_depth', None) or 80.0)
         self.teachers = self._build_teachers()
         self.method = self._build_method(self.student)
-        local_batch = config.data.batch_size // self.dist.world_size
-        probe = _to_device(_fixed_batch(self.train_set, local_batch, config.seed), self.device)
-        val = _to_device(_fixed_batch(self.val_set, local_batch, config.seed + 1), self.device)
+        # The same probe and validation batches on every process and for every process count
+        # (global batch size, at least the method's probe_size), so the method's decisions
+        # do not depend on how the run is split.
+        probe_count = max(config.data.batch_size,
+                          int(getattr(self.method.params, 'probe_size', 0) or 0))
+        probe = _to_device(_fixed_batch(self.train_set, probe_count, config.seed), self.device)
+        val = _to_device(_fixed_batch(self.val_set, config.data.batch_size, config.seed + 1),
+                         self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed + 2)
             self.method.setup(probe, val, self.teachers)
@@ -340,19 +346,28 @@ class Trainer:
         values = {f'loss/{name}': float(term.detach()) for name, term in terms.items()}
         values['loss/total'] = float(total.detach())
         if self.dist.any_true(not math.isfinite(values['loss/total'])):
-            raise TrainingDiverged(
-                f'loss is not finite at step {self.step + 1}: '
-                + ', '.join(f'{name}={value:.6g}' for name, value in values.items())
-                + f'; training stopped. {self._kept_checkpoint()} Lower optim.lr or check '
-                  f'the data.')
+            self._diverged('the loss is not finite', values)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        broken = [name for name, tensor in self.student.state_dict().items()
+                  if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+        if self.dist.any_true(bool(broken)):
+            self._diverged('its update made the weights non-finite ('
+                           + ', '.join(broken[:3]) + (' ...' if len(broken) > 3 else '') + ')',
+                           values)
         self.step += 1
         method_logs = self.method.on_step_end(self.step, self.student) or {}
         values.update({f'method/{key}': float(value) for key, value in method_logs.items()})
         return values, self.optimizer.param_groups[0]['lr']
+
+    def _diverged(self, what: str, values: dict[str, float]) -> None:
+        """Stop: name the step (1-based) and its loss terms; nothing is saved."""
+        terms = ', '.join(f'{name}={value:.6g}' for name, value in values.items())
+        raise TrainingDiverged(
+            f'training diverged at step {self.step + 1}: {what}; loss terms: {terms}. '
+            f'{self._kept_checkpoint()} Lower optim.lr or check the data.')
 
     def _kept_checkpoint(self) -> str:
         if self._saved_step is None:
