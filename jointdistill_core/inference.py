@@ -203,8 +203,8 @@ class Predictor:
         on CUDA, fp32 on CPU), 'fp32', or 'fp16' (CUDA, torch backend only).
         channels_last: run convs in NHWC memory layout (torch backend only; same results).
         backend: 'torch' (eager PyTorch) or 'onnxruntime' (the network exported to ONNX in
-        memory at load, then run by onnxruntime, fp32; about 2x faster for the student on
-        this project's CPUs).
+        memory at load, then run by onnxruntime, fp32; about 1.7x faster for the student
+        on this project's CPUs).
         """
         size = _check_input_size(input_size, type(model).__name__)
         if backend not in MODEL_BACKENDS:
