@@ -94,6 +94,20 @@ def test_odd_and_upscaled_input_sizes_come_back_at_input_size(checkpoint) -> Non
         assert depth.shape == labels.shape == shape[:2]
 
 
+def test_strided_views_give_the_same_result_as_copies(checkpoint, image) -> None:
+    """A node hands over views: channel-reversed (BGR->RGB) or cropped from padded rows."""
+    _, path = checkpoint
+    predictor = Predictor.from_checkpoint(path, device='cpu')
+    padded = np.zeros((480, 704, 3), np.uint8)
+    padded[:, :640] = image[..., ::-1]
+    for view in (image[..., ::-1], padded[:, :640, ::-1]):
+        assert not view.flags.c_contiguous
+        depth_view, labels_view = predictor.predict(view)
+        depth_copy, labels_copy = predictor.predict(np.ascontiguousarray(view))
+        np.testing.assert_array_equal(depth_view, depth_copy)
+        np.testing.assert_array_equal(labels_view, labels_copy)
+
+
 def test_timings_report_the_last_call(checkpoint, image) -> None:
     _, path = checkpoint
     predictor = Predictor.from_checkpoint(path, device='cpu')
