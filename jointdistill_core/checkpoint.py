@@ -102,14 +102,28 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
     return Path(f'{path}{WEIGHTS_SUFFIX}'), Path(f'{path}{CONFIG_SUFFIX}')
 
 
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The network inside DistributedDataParallel / DataParallel / torch.compile wrappers,
+    whose state_dict keys carry a 'module.' or '_orig_mod.' prefix the bare network lacks."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, '_orig_mod') and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, extra: dict | None = None) -> Path:
-    """Write X.safetensors and X.json for `model` (which must have a `spec`).
+    """Write X.safetensors and X.json for `model` (which must have a `spec`; DDP,
+    DataParallel and torch.compile wrappers are unwrapped first).
 
     extra: JSON-able data kept under "extra" (metrics, step, config...); its 'input_size'
     entry, when present, becomes the top-level "input_size" [H, W] (default 256x512).
     Returns the path of the .safetensors file.
     """
     weights_path, config_path = checkpoint_paths(path)
+    model = unwrap_model(model)
     spec = getattr(model, 'spec', None)
     if not isinstance(spec, dict) or 'arch' not in spec:
         raise CheckpointError(f'{weights_path}: {type(model).__name__} has no spec with an '

@@ -171,6 +171,15 @@ def test_architecture_mismatch_names_the_problem(tmp_path: Path, saved) -> None:
         load_checkpoint(stem)
 
 
+def test_wrapped_models_are_saved_as_the_bare_network(tmp_path: Path) -> None:
+    model = _small_student()
+    save_checkpoint(tmp_path / 'wrapped', torch.nn.DataParallel(model))
+    loaded, meta = load_checkpoint(tmp_path / 'wrapped')
+    assert meta['model'] == model.spec
+    assert set(loaded.state_dict()) == set(model.state_dict())
+    assert all(not name.startswith('module.') for name in load_file(tmp_path / 'wrapped.safetensors'))
+
+
 def test_save_refuses_models_without_spec_and_unserialisable_extra(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match='has no spec'):
         save_checkpoint(tmp_path / 'x', torch.nn.Linear(2, 2))
