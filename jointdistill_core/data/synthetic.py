@@ -748,6 +748,34 @@ def _sky(dx: np.ndarray, dy: np.ndarray, dz: np.ndarray, rng: np.random.Generato
 
 # ----------------------------------------------------------------------------- entry point
 
+def _populate(builder: _SceneBuilder) -> list:
+    """Every object of the scene, in placement order: static ones reserve ground first."""
+    rng = builder.rng
+    for side in builder.sides:
+        if side.has_buildings:
+            builder.buildings(side)
+        else:
+            builder.park_trees(side)
+            if rng.random() < 0.5:
+                builder.wall(side)
+        if rng.random() < 0.6:
+            builder.street_trees(side)
+        if rng.random() < 0.85:
+            builder.poles(side)
+    builder.skyline()
+    builder.traffic()
+    builder.pedestrians()
+    return builder.primitives
+
+
+def _sun_direction(rng: np.random.Generator) -> np.ndarray:
+    """(3,) unit vector towards the sun, world frame, 15-65 degrees above the horizon."""
+    azimuth = rng.uniform(0, 2 * np.pi)
+    elevation = np.deg2rad(rng.uniform(15, 65))
+    return np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
+                     np.sin(elevation)])
+
+
 def render_scene(seed: int, height: int, width: int) -> SceneFrame:
     """Render one street scene of (height, width) pixels; the same seed gives identical arrays."""
     if height < 8 or width < 8:
@@ -775,28 +803,8 @@ def render_scene(seed: int, height: int, width: int) -> SceneFrame:
     _draw_ground(canvas, rng, noise, road_half, curb_h, sides)
 
     builder = _SceneBuilder(rng, noise, road_half, curb_h, sides, camera_x, hfov, far_end)
-    for side in sides:
-        if side.has_buildings:
-            builder.buildings(side)
-        else:
-            builder.park_trees(side)
-            if rng.random() < 0.5:
-                builder.wall(side)
-        if rng.random() < 0.6:
-            builder.street_trees(side)
-        if rng.random() < 0.85:
-            builder.poles(side)
-    builder.skyline()
-    builder.traffic()
-    builder.pedestrians()
-    canvas.draw_all(builder.primitives)
-
-    sun_azimuth = rng.uniform(0, 2 * np.pi)
-    sun_elevation = np.deg2rad(rng.uniform(15, 65))
-    sun = np.array([np.cos(sun_elevation) * np.cos(sun_azimuth),
-                    np.cos(sun_elevation) * np.sin(sun_azimuth), np.sin(sun_elevation)])
-    horizon = _jitter(rng, (0.78, 0.82, 0.86), 0.05)
-    image = _shade(canvas, rng, noise, sun, horizon)
+    canvas.draw_all(_populate(builder))
+    image = _shade(canvas, rng, noise, _sun_direction(rng), _jitter(rng, (0.78, 0.82, 0.86), 0.05))
     sky = ~np.isfinite(canvas.depth)
     labels = canvas.labels
     labels[sky] = SKY
