@@ -88,7 +88,8 @@ def atomic_save_tensors(path: str | Path, tensors: dict[str, torch.Tensor],
 
     Tensors are made contiguous CPU copies, so views and tensors sharing storage are fine.
     """
-    plain = {name: tensor.detach().to('cpu').contiguous().clone() for name, tensor in tensors.items()}
+    plain = {name: tensor.detach().to('cpu').contiguous().clone()
+             for name, tensor in tensors.items()}
     data = safetensors_save(plain, metadata=metadata)
     atomic_write_bytes(path, data)
     return data
@@ -127,7 +128,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, extra: dict | None = Non
     spec = getattr(model, 'spec', None)
     if not isinstance(spec, dict) or 'arch' not in spec:
         raise CheckpointError(f'{weights_path}: {type(model).__name__} has no spec with an '
-                              f"'arch'; only networks built by jointdistill_core.models can be saved")
+                              "'arch'; only networks built by jointdistill_core.models can be "
+                              'saved')
     extra = dict(extra or {})
     input_size = [int(v) for v in extra.pop('input_size', DEFAULT_INPUT_SIZE)]
     if len(input_size) != 2 or any(v <= 0 or v % 32 for v in input_size):

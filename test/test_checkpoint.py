@@ -75,7 +75,8 @@ def test_teachers_round_trip_and_default_input_size(tmp_path: Path) -> None:
 
 
 def test_missing_files(tmp_path: Path, saved) -> None:
-    with pytest.raises(CheckpointError, match=r'nothing\.safetensors: checkpoint weights not found'):
+    with pytest.raises(CheckpointError,
+                       match=r'nothing\.safetensors: checkpoint weights not found'):
         load_checkpoint(tmp_path / 'nothing')
     _, stem = saved
     os.unlink(f'{stem}.json')
@@ -177,7 +178,8 @@ def test_wrapped_models_are_saved_as_the_bare_network(tmp_path: Path) -> None:
     loaded, meta = load_checkpoint(tmp_path / 'wrapped')
     assert meta['model'] == model.spec
     assert set(loaded.state_dict()) == set(model.state_dict())
-    assert all(not name.startswith('module.') for name in load_file(tmp_path / 'wrapped.safetensors'))
+    stored = load_file(tmp_path / 'wrapped.safetensors')
+    assert all(not name.startswith('module.') for name in stored)
 
 
 def test_save_refuses_models_without_spec_and_unserialisable_extra(tmp_path: Path) -> None:

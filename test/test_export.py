@@ -59,7 +59,8 @@ def test_onnx_matches_pytorch(exported) -> None:
     assert depth.shape == (1, 1, *SIZE) and logits.shape == (1, 6, *SIZE)
     np.testing.assert_allclose(depth, ref_depth, atol=1e-4, rtol=0)
     np.testing.assert_allclose(logits, ref_logits, atol=1e-4, rtol=0)
-    opsets = {entry.domain: entry.version for entry in onnx.load(str(folder / 'student.onnx')).opset_import}
+    graph = onnx.load(str(folder / 'student.onnx'))
+    opsets = {entry.domain: entry.version for entry in graph.opset_import}
     assert opsets.get('', opsets.get('ai.onnx')) >= 17
 
 

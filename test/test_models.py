@@ -41,7 +41,8 @@ def test_student_output_shapes_and_features(student: JointStudent, size: tuple[i
     assert set(out.features) == {'enc', 'enc_mid', 'dec_seg', 'dec_depth'}
     for key, feature in out.features.items():
         stride = student.feature_strides[key]
-        assert feature.shape == (2, student.feature_channels[key], height // stride, width // stride)
+        assert feature.shape == (2, student.feature_channels[key], height // stride,
+                                 width // stride)
 
 
 def test_student_strides_are_the_documented_ones(student: JointStudent) -> None:

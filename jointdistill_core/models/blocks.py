@@ -62,7 +62,9 @@ class ConvBNAct(nn.Module):
             return
         bn = self.bn
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        conv_bias = self.conv.bias if self.conv.bias is not None else torch.zeros_like(bn.running_mean)
+        conv_bias = self.conv.bias
+        if conv_bias is None:
+            conv_bias = torch.zeros_like(bn.running_mean)
         fused = nn.Conv2d(self.conv.in_channels, self.conv.out_channels, self.conv.kernel_size,
                           self.conv.stride, self.conv.padding, groups=self.conv.groups, bias=True)
         fused = fused.to(device=self.conv.weight.device, dtype=self.conv.weight.dtype)

@@ -55,7 +55,8 @@ class JointStudent(nn.Module):
         self.depth_decoder = UNetDecoder(self.encoder.channels, decoder_channels)
         self.seg_head = nn.Conv2d(decoder_channels[-1], self.num_classes, 1)
         self.depth_head = nn.Conv2d(decoder_channels[-1], 1, 1)
-        self.feature_channels = {'enc': self.encoder.channels[32], 'enc_mid': self.encoder.channels[8],
+        self.feature_channels = {'enc': self.encoder.channels[32],
+                                 'enc_mid': self.encoder.channels[8],
                                  'dec_seg': decoder_channels[-1], 'dec_depth': decoder_channels[-1]}
         self.feature_strides = {'enc': 32, 'enc_mid': 8, 'dec_seg': 4, 'dec_depth': 4}
 
