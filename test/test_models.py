@@ -81,6 +81,19 @@ def test_width_mult_and_decoder_channels_change_the_network() -> None:
     assert out.features['dec_depth'].shape[1] == 24
 
 
+def test_depth_mult_scales_blocks_per_stage() -> None:
+    # MobileNetV2 repeats per stage: 1, 2, 3, 4, 3, 3, 1; x0.5 rounded up: 1, 1, 2, 2, 2, 2, 1.
+    shallow = JointStudent(width_mult=0.5, depth_mult=0.5)
+    assert [len(stage) for stage in shallow.encoder.stages] == [1, 1, 2, 2, 2, 2, 1]
+    deep = JointStudent(width_mult=0.5, depth_mult=1.5)
+    assert [len(stage) for stage in deep.encoder.stages] == [2, 3, 5, 6, 5, 5, 2]
+    assert count_parameters(shallow) < count_parameters(JointStudent(width_mult=0.5)) \
+        < count_parameters(deep)
+    assert shallow(torch.rand(1, 3, 64, 64)).depth.shape == (1, 1, 64, 64)
+    with pytest.raises(ValueError, match='depth_mult must be > 0'):
+        JointStudent(depth_mult=0)
+
+
 def test_fused_stages_select_the_block_type() -> None:
     from jointdistill_core.models.blocks import FusedInvertedResidual, InvertedResidual
     for fused_stages in (0, 3):

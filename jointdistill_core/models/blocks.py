@@ -6,6 +6,7 @@ network's BatchNorm layers into the preceding convolutions for inference and exp
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -162,15 +163,19 @@ FUSED_EXPAND_RATIOS = (1, 4, 4)
 class MobileNetV2Encoder(nn.Module):
     """MobileNetV2 feature extractor (no final 1280-channel conv, no classifier).
 
-    fused_stages: how many of the first stages (0..3, strides 2, 4, 8) use fused-MBConv
-    blocks (expand ratios 1, 4, 4) instead of depthwise inverted residuals; 0 is the
-    classic MobileNetV2.
+    width_mult scales every stage's channels; depth_mult its number of blocks (rounded up,
+    at least one). fused_stages: how many of the first stages (0..3, strides 2, 4, 8) use
+    fused-MBConv blocks (expand ratios 1, 4, 4) instead of depthwise inverted residuals;
+    0 is the classic MobileNetV2.
     forward: (N, 3, H, W) normalised image -> skips {4, 8, 16, 32}: feature maps at those
     strides (pixels of input per feature pixel); `channels[s]` gives their channel counts.
     """
 
-    def __init__(self, width_mult: float = 1.0, fused_stages: int = 0) -> None:
+    def __init__(self, width_mult: float = 1.0, fused_stages: int = 0,
+                 depth_mult: float = 1.0) -> None:
         super().__init__()
+        if depth_mult <= 0:
+            raise ValueError(f'depth_mult must be > 0, got {depth_mult}')
         if not 0 <= fused_stages <= len(FUSED_EXPAND_RATIOS):
             raise ValueError(f'fused_stages must be in 0..{len(FUSED_EXPAND_RATIOS)}, '
                              f'got {fused_stages}')
@@ -182,6 +187,7 @@ class MobileNetV2Encoder(nn.Module):
         in_channels, stride = stem_channels, 2
         for index, (expand, base_channels, repeats, first_stride) in enumerate(MOBILENETV2_STAGES):
             out_channels = make_divisible(base_channels * width_mult)
+            repeats = max(1, math.ceil(repeats * depth_mult))
             block_type: type[nn.Module] = InvertedResidual
             if index < fused_stages:
                 block_type, expand = FusedInvertedResidual, FUSED_EXPAND_RATIOS[index]
