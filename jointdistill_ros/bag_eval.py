@@ -9,9 +9,6 @@ transport is always counted as a dropped output, never as missing ground truth.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -27,16 +24,15 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from tqdm import tqdm
 
-import jointdistill_ros
 from jointdistill_core.bags import codec
 from jointdistill_core.bags.evaluation import FrameOutputs, check_report_dir, evaluate_outputs
 from jointdistill_core.bags.layout import IMAGE_TYPE, BagError, CameraTopics, OutputTopics
 from jointdistill_core.bags.reader import RawMessage, bag_topics, camera_topics_present
 from jointdistill_core.bags.writer import BagWriter, check_output_dir
 from jointdistill_ros.bag_player import BagPlayer
+from jointdistill_ros.node_process import (
+    NODE_NAME, NodeProcess, fastdds_profile_path, node_environment)
 
-NODE_NAME = 'jointdistill_perception'
-PROFILE_NAME = 'fastdds_large_images.xml'
 # The shared 2-core test machines load torch slowly; a start-up beyond this is a failure.
 NODE_START_TIMEOUT_S = 180.0
 CONNECT_TIMEOUT_S = 30.0
@@ -47,62 +43,22 @@ OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50,
                         reliability=ReliabilityPolicy.RELIABLE)
 
 
-def fastdds_profile_path() -> Path:
-    """The shipped Fast DDS profile with a 32 MiB shared-memory segment for camera images."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        installed = Path(get_package_share_directory('jointdistill_ros')) / 'config' / PROFILE_NAME
-        if installed.is_file():
-            return installed
-    except (ImportError, LookupError, ValueError, OSError):
-        pass
-    return Path(jointdistill_ros.__file__).resolve().parents[1] / 'config' / PROFILE_NAME
-
-
-def ensure_fastdds_profile() -> str:
+def ensure_fastdds_profile() -> Path:
     """Use the shipped profile in this process unless the user chose one; returns its path."""
     if not os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'):
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(fastdds_profile_path())
-    return os.environ['FASTDDS_DEFAULT_PROFILES_FILE']
+    return Path(os.environ['FASTDDS_DEFAULT_PROFILES_FILE'])
 
 
-class NodeProcess:
-    """perception_node as a child process (use_sim_time, autostart) logging to a file."""
-
-    def __init__(self, model: Path, device: str, topics: CameraTopics, outputs: OutputTopics,
-                 log_path: Path) -> None:
-        arguments = [sys.executable, '-m', 'jointdistill_ros.perception_node', '--ros-args',
-                     '-p', f'model_path:={model}', '-p', f'device:={device}',
-                     '-p', 'use_sim_time:=true', '-p', 'autostart:=true',
-                     '-r', f'image:={topics.image}', '-r', f'camera_info:={topics.camera_info}',
-                     '-r', f'depth/image:={outputs.depth}',
-                     '-r', f'segmentation/labels:={outputs.labels}']
-        env = dict(os.environ)
-        # The child imports the same jointdistill_ros as this process, wherever it runs from.
-        package_root = str(Path(jointdistill_ros.__file__).resolve().parents[1])
-        env['PYTHONPATH'] = os.pathsep.join(filter(None, [package_root, env.get('PYTHONPATH')]))
-        self.log_path = log_path
-        self._log = open(log_path, 'w')
-        self.process = subprocess.Popen(arguments, env=env, stdout=self._log,
-                                        stderr=subprocess.STDOUT)
-
-    def exited(self) -> bool:
-        return self.process.poll() is not None
-
-    def log_tail(self, lines: int = 8) -> str:
-        self._log.flush()
-        text = self.log_path.read_text(errors='replace').strip().splitlines()
-        return ' | '.join(text[-lines:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
+def start_node(model: Path, device: str, topics: CameraTopics, outputs: OutputTopics,
+               log_path: Path, fastdds_profile: Path) -> NodeProcess:
+    """perception_node as a child process on sim time, configured and activated at start."""
+    parameters = {'model_path': str(model), 'device': device, 'use_sim_time': True,
+                  'autostart': True}
+    remappings = {'image': topics.image, 'camera_info': topics.camera_info,
+                  'depth/image': outputs.depth, 'segmentation/labels': outputs.labels}
+    return NodeProcess(parameters, env=node_environment(fastdds_profile=fastdds_profile),
+                       remappings=remappings, log_path=log_path)
 
 
 class OutputCollector:
@@ -204,7 +160,7 @@ def run_live_eval(bag: str | Path, model: str | Path, out: str | Path, rate: flo
     if record is not None:
         check_output_dir(Path(record), force)
     out.mkdir(parents=True, exist_ok=True)
-    ensure_fastdds_profile()
+    profile = ensure_fastdds_profile()
     context = rclpy.Context()
     rclpy.init(context=context)
     node = Node('jointdistill_bag_eval', context=context)
@@ -212,7 +168,7 @@ def run_live_eval(bag: str | Path, model: str | Path, out: str | Path, rate: flo
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    node_process = NodeProcess(model, device, topics, output_topics, out / 'node.log')
+    node_process = start_node(model, device, topics, output_topics, out / 'node.log', profile)
     published: dict[int, float] = {}
     try:
         play_topics = [t for t in (topics.image, topics.camera_info) if t in present]

@@ -154,7 +154,7 @@ def default_model_path() -> Path:
         installed = Path(get_package_share_directory('jointdistill_ros')) / 'models' / SHIPPED_MODEL
         if installed.is_file():
             return installed
-    except (ImportError, LookupError, ValueError):
+    except (ImportError, LookupError, ValueError, OSError):
         pass
     return Path(__file__).resolve().parents[1] / 'models' / SHIPPED_MODEL
 

@@ -12,10 +12,6 @@ Every helper waits with a timeout and fails with what it was waiting for.
 """
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +26,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from conftest import REPO_ROOT
+from jointdistill_ros import node_process
+from jointdistill_ros.node_process import node_environment as shared_node_environment
 
 FASTDDS_PROFILE = REPO_ROOT / 'config' / 'fastdds_large_images.xml'
 NODE_NAME = 'jointdistill_perception'
@@ -63,74 +61,22 @@ def save_tiny_student(stem: Path, input_size: tuple[int, int] = (64, 96), seed: 
 def node_environment(ros_env: dict[str, str], fastdds_profile: Path | None = FASTDDS_PROFILE
                      ) -> dict[str, str]:
     """ros_env plus the Fast DDS profile (or none) and one torch thread for the shared CPU."""
-    env = dict(ros_env)
-    env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
-    if fastdds_profile is not None:
-        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(fastdds_profile)
+    env = shared_node_environment(ros_env, fastdds_profile)
     env.setdefault('OMP_NUM_THREADS', '1')
     return env
 
 
-def ros_parameter_arguments(parameters: dict[str, Any]) -> list[str]:
-    """['-p', 'name:=value', ...] with values written as ROS parameter YAML."""
-    arguments = []
-    for name, value in parameters.items():
-        if isinstance(value, bool):
-            text = 'true' if value else 'false'
-        elif isinstance(value, str):
-            text = value if value else "''"
-        else:
-            text = repr(value)
-        arguments += ['-p', f'{name}:={text}']
-    return arguments
-
-
-class NodeProcess:
-    """perception_node in a child process; output goes to a log file read by `log()`."""
+class NodeProcess(node_process.NodeProcess):
+    """The shared launcher (jointdistill_ros.node_process) in the test's isolated domain."""
 
     def __init__(self, ros_env: dict[str, str], parameters: dict[str, Any],
                  log_path: Path | None = None, namespace: str = '',
                  remappings: dict[str, str] | None = None,
                  fastdds_profile: Path | None = FASTDDS_PROFILE,
                  extra_arguments: list[str] | None = None) -> None:
-        self.node_name = f'{namespace.rstrip("/")}/{NODE_NAME}' if namespace else NODE_NAME
-        if not self.node_name.startswith('/'):
-            self.node_name = '/' + self.node_name
-        arguments = [sys.executable, '-m', 'jointdistill_ros.perception_node', '--ros-args']
-        arguments += ros_parameter_arguments(parameters)
-        if namespace:
-            arguments += ['-r', f'__ns:={namespace}']
-        for source, target in (remappings or {}).items():
-            arguments += ['-r', f'{source}:={target}']
-        arguments += extra_arguments or []
-        self.log_path = log_path or Path(os.environ.get('TMPDIR', '/tmp')) / \
-            f'perception_node_{os.getpid()}_{time.monotonic_ns()}.log'
-        self._log_file = open(self.log_path, 'w')
-        self.process = subprocess.Popen(arguments, env=node_environment(ros_env, fastdds_profile),
-                                        stdout=self._log_file, stderr=subprocess.STDOUT,
-                                        cwd=REPO_ROOT)
-
-    def log(self) -> str:
-        self._log_file.flush()
-        return self.log_path.read_text(errors='replace')
-
-    def stop(self) -> int:
-        """SIGINT, then SIGKILL after 20 s; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log_file.close()
-        return self.process.returncode
-
-    def __enter__(self) -> 'NodeProcess':
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+        super().__init__(parameters, env=node_environment(ros_env, fastdds_profile),
+                         remappings=remappings, namespace=namespace, log_path=log_path,
+                         extra_arguments=extra_arguments)
 
 
 class TestNode:
