@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from jointdistill_core.distill.base import DistillMethod
-from jointdistill_core.distill.losses import (kl_with_temperature, masked_cross_entropy,
-                                              masked_l1, module_device,
+from jointdistill_core.distill.losses import (feature_key, kl_with_temperature,
+                                              masked_cross_entropy, masked_l1, module_device,
                                               normalized_feature_distance,
                                               probe_teacher_channels, scale_invariant_log_loss,
                                               seeded_init, student_feature_channels)
@@ -80,10 +80,6 @@ class ChannelGate(nn.Module):
         return features * self.excite(features)
 
 
-def _feature_key(layer: str, task: str) -> str:
-    return 'enc' if layer == 'enc' else f'dec_{task}'
-
-
 class Amalgamation(DistillMethod):
     name = 'amalgamation'
     Params = AmalgamationParams
@@ -104,7 +100,7 @@ class Amalgamation(DistillMethod):
         images = probe_batch['image'][:1].to(device)
         with seeded_init(4):
             for task in TASKS:
-                keys = [_feature_key(layer, task) for layer in LAYERS]
+                keys = [feature_key(layer, task) for layer in LAYERS]
                 teacher_channels = probe_teacher_channels(teachers[task], images, task, keys)
                 for layer, key in zip(LAYERS, keys):
                     student_channels = self.student_channels[key]
@@ -144,7 +140,7 @@ class Amalgamation(DistillMethod):
                      teacher_out: ModelOutput) -> torch.Tensor:
         total = 0.0
         for layer in LAYERS:
-            key = _feature_key(layer, task)
+            key = feature_key(layer, task)
             adapted = self.adaptors[f'{task}_{layer}'](student_out.features[key])
             total = total + normalized_feature_distance(adapted,
                                                         teacher_out.features[key].detach())

@@ -165,6 +165,11 @@ def task_loss_terms(batch: dict, student_out, seg_weight: float,
     return terms
 
 
+def feature_key(layer: str, task: str) -> str:
+    """Layer 'enc' -> feature 'enc'; layer 'dec' -> the task's decoder feature 'dec_<task>'."""
+    return 'enc' if layer == 'enc' else f'dec_{task}'
+
+
 def student_feature_channels(student: nn.Module) -> dict[str, int]:
     channels = getattr(student, 'feature_channels', None)
     if not isinstance(channels, dict):

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from jointdistill_core.distill.base import DistillMethod
-from jointdistill_core.distill.losses import (kl_with_temperature, masked_l1, module_device,
-                                              normalized_feature_distance,
+from jointdistill_core.distill.losses import (feature_key, kl_with_temperature, masked_l1,
+                                              module_device, normalized_feature_distance,
                                               probe_teacher_channels, seeded_init,
                                               student_feature_channels, task_loss_terms)
 from jointdistill_core.distill.mtl import TaskWeights
@@ -54,11 +54,6 @@ class StaticKDParams(TaskWeights):
         for name in ('lambda_seg', 'lambda_depth', 'logit_kd_weight'):
             if getattr(self, name) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
-
-
-def feature_key(layer: str, task: str) -> str:
-    """'enc' -> 'enc'; 'dec' -> 'dec_seg' / 'dec_depth'."""
-    return 'enc' if layer == 'enc' else f'dec_{task}'
 
 
 class StaticKD(DistillMethod):
