@@ -28,6 +28,7 @@ class StatsReport:
     frames_processed: int
     frames_dropped: int
     frames_rejected: int
+    camera_info_rejected: int = 0
 
 
 class FrameStats:
@@ -44,6 +45,7 @@ class FrameStats:
             self._processing_ms: list[float] = []
             self._latency_ms: list[float] = []
             self._window_rejected = 0
+            self._camera_info_rejected = 0
 
     def record_received(self, replaced_unprocessed: bool) -> None:
         """A message reached the subscription; `replaced_unprocessed` counts a drop."""
@@ -56,6 +58,11 @@ class FrameStats:
         with self._lock:
             self._rejected += 1
             self._window_rejected += 1
+
+    def record_camera_info_rejected(self) -> None:
+        """An unusable CameraInfo (zero size, zero or non-finite focal length) was ignored."""
+        with self._lock:
+            self._camera_info_rejected += 1
 
     def record_processed(self, processing_ms: float, latency_ms: float) -> None:
         """A frame was published: its inference-to-publish time and header-to-publish latency."""
@@ -72,6 +79,7 @@ class FrameStats:
             window_rejected = self._window_rejected
             self._processing_ms, self._latency_ms, self._window_rejected = [], [], 0
             counts = (self._received, self._processed, self._dropped, self._rejected)
+            camera_info_rejected = self._camera_info_rejected
         frames = len(processing)
         return StatsReport(
             rate_hz=frames / window_s if window_s > 0 else 0.0,
@@ -80,7 +88,8 @@ class FrameStats:
             latency_ms_mean=float(latency.mean()) if frames else float('nan'),
             window_frames=frames, window_rejected=window_rejected,
             frames_received=counts[0], frames_processed=counts[1],
-            frames_dropped=counts[2], frames_rejected=counts[3])
+            frames_dropped=counts[2], frames_rejected=counts[3],
+            camera_info_rejected=camera_info_rejected)
 
 
 STATUS_NAME = 'jointdistill_perception: inference'
@@ -115,6 +124,7 @@ def build_diagnostic_array(report: StatsReport, stamp, node_name: str, device: s
         'frames_processed': str(report.frames_processed),
         'frames_dropped': str(report.frames_dropped),
         'frames_rejected': str(report.frames_rejected),
+        'camera_info_rejected': str(report.camera_info_rejected),
     }
     status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
     return DiagnosticArray(header=Header(stamp=stamp), status=[status])

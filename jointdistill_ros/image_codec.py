@@ -159,16 +159,26 @@ def numpy_to_imgmsg(array: np.ndarray, encoding: str, header: Header | None = No
     return msg
 
 
+def check_colour_image(msg: Image) -> None:
+    """Raise ImageCodecError exactly when `to_rgb8(msg)` would; cheap and allocation free.
+
+    Reads only the header fields and ``len(msg.data)``, so a message claiming a huge size
+    (e.g. 100000 x 100000) with little data is refused before anything is allocated.
+    """
+    if msg.encoding in ('16UC1', '32FC1'):
+        raise ImageCodecError(
+            f"encoding '{msg.encoding}' is a data encoding (depth), not a colour image; "
+            'expected rgb8, bgr8, rgba8, bgra8, mono8, mono16, yuv422 or yuv422_yuy2')
+    _check_geometry(msg, _layout(msg.encoding))
+
+
 def to_rgb8(msg: Image) -> np.ndarray:
     """(H, W, 3) uint8 RGB from any colour or mono encoding (what the perception node needs).
 
     mono16 keeps its 8 most significant bits. 16UC1 and 32FC1 hold data (depth), not an
     image, and raise ImageCodecError naming the encoding.
     """
-    if msg.encoding in ('16UC1', '32FC1'):
-        raise ImageCodecError(
-            f"encoding '{msg.encoding}' is a data encoding (depth), not a colour image; "
-            'expected rgb8, bgr8, rgba8, bgra8, mono8, mono16, yuv422 or yuv422_yuy2')
+    check_colour_image(msg)
     array = imgmsg_to_numpy(msg)
     if msg.encoding in ('rgb8', 'yuv422', 'yuv422_yuy2'):
         return array

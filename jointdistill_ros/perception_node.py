@@ -17,7 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import rclpy
@@ -35,7 +35,8 @@ from jointdistill_core.classes import SKY
 from jointdistill_core.geometry import backproject, default_intrinsics, scale_intrinsics
 from jointdistill_core.visualize import colorize_depth, colorize_labels, overlay_labels
 from jointdistill_ros.diagnostics import FrameStats, build_diagnostic_array
-from jointdistill_ros.image_codec import ImageCodecError, numpy_to_imgmsg, to_rgb8
+from jointdistill_ros.image_codec import (
+    ImageCodecError, check_colour_image, numpy_to_imgmsg, to_rgb8)
 from jointdistill_ros.pointcloud import make_pointcloud2
 from jointdistill_ros.qos import (
     QOS_PROFILES, publisher_event_callbacks, publisher_qos, qos_from_parameters,
@@ -273,6 +274,38 @@ def output_camera_info(info: CameraInfo | None, header, height: int,
     return out, K
 
 
+class InputFaultLog:
+    """Rate-limited warnings about bad input, throttled per kind of fault (e.g. 'image: step',
+    'camera_info: K') so one flood of one kind never hides another kind. Thread-safe."""
+
+    def __init__(self, warn: Callable[[str], None], period_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._warn, self._period_s, self._clock = warn, period_s, clock
+        self._lock = threading.Lock()
+        self._last_logged: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def report(self, kind: str, message: str) -> bool:
+        """Log `message` unless `kind` was logged less than period_s ago; True when logged."""
+        with self._lock:
+            now = self._clock()
+            last = self._last_logged.get(kind)
+            if last is not None and now - last < self._period_s:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return False
+            self._last_logged[kind] = now
+            suppressed = self._suppressed.pop(kind, 0)
+        if suppressed:
+            message += f' ({suppressed} more of this kind in the last {self._period_s:g} s)'
+        self._warn(message)
+        return True
+
+
+def codec_fault_kind(error: ImageCodecError) -> str:
+    """The field an ImageCodecError names; its message starts with it (encoding, step, ...)."""
+    return str(error).split(' ', 1)[0]
+
+
 class PerceptionNode(LifecycleNode):
     """Lifecycle node running the student on the newest camera frame."""
 
@@ -282,6 +315,7 @@ class PerceptionNode(LifecycleNode):
         for spec in PARAMETERS:
             self._declare(spec)
         self._stats = FrameStats()
+        self._input_faults = InputFaultLog(self.get_logger().warning, LOG_THROTTLE_S)
         self._settings: NodeSettings | None = None
         self._predictor = None
         self._outputs: dict[str, Any] = {}
@@ -419,13 +453,36 @@ class PerceptionNode(LifecycleNode):
 
     # ----------------------------------------------------------------- input
     def _on_image(self, msg: Image) -> None:
+        # Validated here, on every message, not in the worker: only the newest frame reaches
+        # the worker, so only here can every malformed message be counted (header fields and
+        # len(data) only: constant time, no allocation).
+        try:
+            check_colour_image(msg)
+        except ImageCodecError as error:
+            self._stats.record_received(replaced_unprocessed=False)
+            self._reject_image(error)
+            return
         with self._frame_ready:
             replaced = self._latest_image is not None
             self._latest_image = msg
             self._frame_ready.notify()
         self._stats.record_received(replaced_unprocessed=replaced)
 
+    def _reject_image(self, error: ImageCodecError) -> None:
+        self._stats.record_rejected()
+        self._input_faults.report(f'image: {codec_fault_kind(error)}',
+                                  f"rejected a malformed message on 'image': {error}")
+
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        if not _usable_camera_info(msg):
+            # Keep the last usable CameraInfo (default intrinsics when none came).
+            self._stats.record_camera_info_rejected()
+            self._input_faults.report(
+                'camera_info', f"ignored an unusable message on 'camera_info' "
+                f'({msg.width}x{msg.height}, fx {msg.k[0]}, fy {msg.k[4]}): size and focal '
+                'lengths must be positive and finite; using the last usable one or default '
+                'intrinsics')
+            return
         self._camera_info = msg
 
     def _start_worker(self) -> None:
@@ -462,9 +519,7 @@ class PerceptionNode(LifecycleNode):
         try:
             rgb = to_rgb8(msg)
         except ImageCodecError as error:
-            self._stats.record_rejected()
-            self.get_logger().warning(f"rejected a malformed message on 'image': {error}",
-                                      throttle_duration_sec=LOG_THROTTLE_S)
+            self._reject_image(error)
             return
         depth, labels = self._predictor.predict(rgb)
         self._publish(msg.header, rgb, depth, labels)
