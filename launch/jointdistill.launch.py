@@ -30,12 +30,15 @@ def _perception_node(context):
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
+    respawn = LaunchConfiguration('respawn').perform(context).lower() == 'true'
     return [LifecycleNode(
         package=PACKAGE,
         executable='perception_node',
         name='jointdistill_perception',
         namespace=LaunchConfiguration('namespace'),
         output='screen',
+        respawn=respawn,  # a crashed node comes back and, with autostart, serves again
+        respawn_delay=2.0,
         parameters=[LaunchConfiguration('params_file'), overrides],
         remappings=[
             ('image', LaunchConfiguration('image_topic')),
@@ -68,6 +71,9 @@ def generate_launch_description():
                                           'value in params_file (default: auto).'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='Use /clock (bag replay with --clock).'),
+        DeclareLaunchArgument('respawn', default_value='true',
+                              description='Restart the node 2 s after it dies (it configures '
+                                          'and activates itself again).'),
         DeclareLaunchArgument('rviz', default_value='false',
                               description='Start RViz with config/jointdistill.rviz.'),
     ]

@@ -23,7 +23,7 @@ PACKAGE = 'jointdistill_ros'
 # Nodes of other packages a launch file may start, each only behind a condition.
 OPTIONAL_FOREIGN_NODES = {'rviz2': 'rviz2'}
 LAUNCH_ARGUMENTS = {'image_topic', 'camera_info_topic', 'namespace', 'params_file',
-                    'model_path', 'device', 'use_sim_time', 'rviz'}
+                    'model_path', 'device', 'use_sim_time', 'respawn', 'rviz'}
 
 
 def console_scripts() -> set[str]:
