@@ -166,7 +166,8 @@ class Trainer:
                 model = build_model(spec)
         except ModelSpecError as error:
             raise ConfigError(f'model: {error}') from error
-        if getattr(model, 'num_classes', self.num_classes) not in (self.num_classes, None):
+        if self.config.task != 'depth' and \
+                getattr(model, 'num_classes', self.num_classes) not in (self.num_classes, None):
             raise ConfigError(f'model.kwargs.num_classes: {model.num_classes} but the dataset '
                               f'{self.config.data.spec} has {self.num_classes} classes')
         return model.to(self.device)
