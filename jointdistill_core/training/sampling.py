@@ -69,7 +69,12 @@ class StepBatchSampler(Sampler):
 
 class SeededDataset(Dataset):
     """Wraps a dataset so that item (index, seed) is loaded with torch, numpy and Python's
-    RNGs seeded by `seed`; the caller's RNG states are restored afterwards."""
+    RNGs seeded by `seed`; the caller's RNG states are restored afterwards.
+
+    Items are also computed with one torch thread, as in DataLoader worker processes:
+    resampling (augmentation, resizing) rounds differently with other thread counts, and
+    the same samples must come out with any `data.workers`.
+    """
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -80,12 +85,15 @@ class SeededDataset(Dataset):
     def __getitem__(self, item: tuple[int, int]):
         index, seed = item
         numpy_state, python_state = np.random.get_state(), random.getstate()
+        threads = torch.get_num_threads()
         try:
+            torch.set_num_threads(1)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 np.random.seed(seed % 2 ** 32)
                 random.seed(seed)
                 return self.dataset[index]
         finally:
+            torch.set_num_threads(threads)
             np.random.set_state(numpy_state)
             random.setstate(python_state)
