@@ -76,7 +76,21 @@ def _check_input_size(input_size: tuple[int, int] | list[int], source: str) -> t
 
 
 def _labels_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    return logits.argmax(dim=1)[0].to(torch.uint8)
+    # max(dim=1).indices, not argmax(dim=1): same first-maximum indices, but argmax over a
+    # non-innermost dim of (1, 7, 256, 512) took 21 ms of CPU against 4 ms (torch 2.13).
+    return logits.max(dim=1).indices[0].to(torch.uint8)
+
+
+def _checked_threads(num_threads: int) -> int:
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
+        raise ValueError(f'num_threads must be an integer >= 0 (0 = default), got {num_threads!r}')
+    return num_threads
+
+
+def set_torch_threads(num_threads: int) -> None:
+    """torch's intra-op thread count for this whole process; 0 leaves torch's default."""
+    if _checked_threads(num_threads) > 0:
+        torch.set_num_threads(num_threads)
 
 
 class _TorchRunner:
@@ -108,7 +122,8 @@ def _split_exported(outputs: list, names: list[str]) -> tuple[np.ndarray | None,
     depth = by_name.get('depth')
     logits = by_name.get('seg_logits')
     depth_map = np.asarray(depth, dtype=np.float32)[0, 0] if depth is not None else None
-    labels = np.asarray(logits).argmax(axis=1)[0].astype(np.uint8) if logits is not None else None
+    labels = _labels_from_logits(torch.from_numpy(np.asarray(logits))).numpy() \
+        if logits is not None else None
     return depth_map, labels
 
 
@@ -116,14 +131,20 @@ class _OnnxRunner:
     """`model` is an ONNX file path or the ONNX bytes themselves; `source` names it in errors."""
 
     def __init__(self, model: Path | bytes, source: str, device: torch.device,
-                 output_names: list[str]) -> None:
+                 output_names: list[str], num_threads: int = 0) -> None:
         import onnxruntime as ort
         providers: list = ['CPUExecutionProvider']
         if device.type == 'cuda':
             providers.insert(0, ('CUDAExecutionProvider', {'device_id': device.index or 0}))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads  # 0 = one per physical core
+        # Idle worker threads sleep instead of spinning: spinning burnt 1.8x the CPU time
+        # for no wall-clock gain on the shared 2-core machine (docs/performance.md), and a
+        # robot's CPU is shared with the camera driver and DDS threads.
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
             self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model),
-                                                providers=providers)
+                                                options, providers=providers)
         except Exception as error:  # onnxruntime's own exception types
             raise ValueError(f'{source}: not a loadable ONNX model ({error})'.split('\n')[0]
                              ) from error
@@ -196,7 +217,8 @@ class Predictor:
     @classmethod
     def from_model(cls, model: nn.Module, input_size: tuple[int, int], device: str = 'auto',
                    precision: str = 'auto', strict_device: bool = False,
-                   channels_last: bool = False, backend: str = 'torch') -> Predictor:
+                   channels_last: bool = False, backend: str = 'torch',
+                   num_threads: int = 0) -> Predictor:
         """From a network object (left untouched: a BatchNorm-folded copy is used).
 
         input_size: (H, W) model input in pixels, multiples of 32. precision: 'auto' (fp16
@@ -205,12 +227,16 @@ class Predictor:
         backend: 'torch' (eager PyTorch) or 'onnxruntime' (the network exported to ONNX in
         memory at load, then run by onnxruntime, fp32; about 1.7x faster for the student
         on this project's CPUs).
+        num_threads: intra-op threads; 0 = the library's default. For 'torch' this sets
+        torch's thread count for the whole process (torch has no per-model setting); for
+        'onnxruntime' it applies to this model's session only.
         """
         size = _check_input_size(input_size, type(model).__name__)
         if backend not in MODEL_BACKENDS:
             raise ValueError(f'backend must be one of {MODEL_BACKENDS}, got {backend!r}')
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+        _checked_threads(num_threads)
         resolved = resolve_device(device, strict_device)
         if precision == 'fp16' and (resolved.type != 'cuda' or backend != 'torch'):
             raise ValueError("precision 'fp16' needs a CUDA device and the torch backend; "
@@ -222,10 +248,11 @@ class Predictor:
                 raise ValueError('channels_last applies to the torch backend only')
             onnx_bytes, names = serialize_model(model, 'onnx', size)
             runner = _OnnxRunner(onnx_bytes, f'{type(model).__name__} (in-memory ONNX)',
-                                 resolved, names)
+                                 resolved, names, _checked_threads(num_threads))
             resolved = _onnx_device(runner, resolved, strict_device, type(model).__name__)
             return cls(runner, device=resolved, backend='onnxruntime', precision='fp32', **common)
         use_fp16 = precision == 'fp16' or (precision == 'auto' and resolved.type == 'cuda')
+        set_torch_threads(num_threads)
         return cls(_TorchRunner(model, resolved, use_fp16, channels_last), device=resolved,
                    backend='torch', precision='fp16' if use_fp16 else 'fp32', **common)
 
@@ -233,7 +260,7 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, device: str = 'auto',
                         input_size: tuple[int, int] | None = None, precision: str = 'auto',
                         strict_device: bool = False, channels_last: bool = False,
-                        backend: str = 'torch') -> Predictor:
+                        backend: str = 'torch', num_threads: int = 0) -> Predictor:
         """From a checkpoint (X, X.safetensors or X.json). input_size defaults to the
         checkpoint's "input_size"; other arguments as in `from_model`. Raises
         CheckpointError for a bad checkpoint."""
@@ -241,22 +268,26 @@ class Predictor:
         size = input_size if input_size is not None else config['input_size']
         return cls.from_model(model, _check_input_size(size, str(path)), device=device,
                               precision=precision, strict_device=strict_device,
-                              channels_last=channels_last, backend=backend)
+                              channels_last=channels_last, backend=backend,
+                              num_threads=num_threads)
 
     @classmethod
     def from_exported(cls, path: str | Path, device: str = 'auto',
-                      strict_device: bool = False) -> Predictor:
+                      strict_device: bool = False, num_threads: int = 0) -> Predictor:
         """From an ONNX or TorchScript file written by `jointdistill export`, with its sidecar
-        PATH.json (input size, classes, max depth, output names). Always fp32."""
+        PATH.json (input size, classes, max depth, output names). Always fp32. num_threads
+        as in `from_model` (TorchScript files run on torch's process-wide threads)."""
         path = Path(path)
         meta = read_export_sidecar(path)
         resolved = resolve_device(device, strict_device)
         names = list(meta['outputs'])
         if meta['backend'] == 'onnx':
-            runner: Runner = _OnnxRunner(path, str(path), resolved, names)
+            runner: Runner = _OnnxRunner(path, str(path), resolved, names,
+                                         _checked_threads(num_threads))
             resolved = _onnx_device(runner, resolved, strict_device, str(path))
             backend = 'onnxruntime'
         else:
+            set_torch_threads(num_threads)
             runner = _TorchScriptRunner(path, resolved, names)
             backend = 'torchscript'
         return cls(runner, input_size=tuple(meta['input_size']), num_classes=meta['num_classes'],
