@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.handler(args)
     except CliError as error:
-        print(f'jointdistill {args.command}: error: {error}', file=sys.stderr)
+        one_line = ' '.join(str(error).split())  # e.g. YAML parser messages span lines
+        print(f'jointdistill {args.command}: error: {one_line}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f'jointdistill {args.command}: interrupted', file=sys.stderr)

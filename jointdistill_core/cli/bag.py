@@ -6,6 +6,7 @@ that jointdistill_core itself never imports ROS.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from jointdistill_core.bags.layout import STORAGES, BagError, CameraTopics, OutputTopics
@@ -38,14 +39,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+# ROS 2 topic names: tokens of letters, digits and '_' joined by '/', no token starting with
+# a digit, no empty token (so no '//' and no trailing '/').
+_TOPIC_NAME = re.compile(r'/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
+
+
+def topic_name(text: str) -> str:
+    """A ROS 2 topic name as typed on the command line (argparse type)."""
+    if not _TOPIC_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid ROS topic name (letters, digits and '_' in tokens "
+            "separated by '/', no token starting with a digit), e.g. /camera/image_raw")
+    return text
+
+
 def add_camera_topic_options(parser: argparse.ArgumentParser) -> None:
     defaults = CameraTopics()
-    parser.add_argument('--image-topic', default=defaults.image,
+    parser.add_argument('--image-topic', default=defaults.image, type=topic_name,
                         help='input image (rgb8/bgr8/mono8)')
-    parser.add_argument('--camera-info-topic', default=defaults.camera_info)
-    parser.add_argument('--depth-gt-topic', default=defaults.depth_gt,
+    parser.add_argument('--camera-info-topic', default=defaults.camera_info, type=topic_name)
+    parser.add_argument('--depth-gt-topic', default=defaults.depth_gt, type=topic_name,
                         help='ground-truth depth (32FC1 metres or 16UC1 mm)')
-    parser.add_argument('--labels-gt-topic', default=defaults.labels_gt,
+    parser.add_argument('--labels-gt-topic', default=defaults.labels_gt, type=topic_name,
                         help='ground-truth labels (mono8, 255 void)')
 
 
@@ -169,7 +184,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     play.add_argument('bag', type=Path)
     play.add_argument('--rate', type=positive_float, default=1.0, help='speed factor')
     play.add_argument('--loop', action='store_true', help='replay until Ctrl-C')
-    play.add_argument('--topics', nargs='+', default=None, help='only these topics')
+    play.add_argument('--topics', nargs='+', default=None, type=topic_name,
+                      help='only these topics')
     play.add_argument('--clock', action='store_true', help='publish /clock from the bag time')
     play.add_argument('--delay', type=float, default=0.0,
                       help='seconds to wait before the first message (lets subscribers connect)')
@@ -193,7 +209,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help='number of segmentation classes (7 = Cityscapes-7)')
     evaluate.add_argument('--force', action='store_true', help='write into a non-empty --out')
     defaults = OutputTopics()
-    evaluate.add_argument('--depth-topic', default=defaults.depth, help="the node's depth output")
-    evaluate.add_argument('--labels-topic', default=defaults.labels, help="the node's label output")
+    evaluate.add_argument('--depth-topic', default=defaults.depth, type=topic_name,
+                          help="the node's depth output")
+    evaluate.add_argument('--labels-topic', default=defaults.labels, type=topic_name,
+                          help="the node's label output")
     add_camera_topic_options(evaluate)
     evaluate.set_defaults(handler=_eval)

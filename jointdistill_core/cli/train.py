@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from jointdistill_core.cli import CliError
 
@@ -26,6 +27,9 @@ def register(subparsers) -> None:
     parser.add_argument('--stop-at', type=int, metavar='STEP',
                         help='end this run after global step STEP with a resumable state '
                              '(e.g. to fit a job time limit); continue later with --resume')
+    parser.add_argument('--force', action='store_true',
+                        help='start over in an output folder that holds a previous run '
+                             '(its checkpoints and logs are replaced)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     parser.set_defaults(handler=run)
 
@@ -36,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f'out={args.out}'] if args.out else [])
     try:
         config = load_train_config(args.config, overrides)
+        _refuse_to_overwrite_a_run(Path(config.out), args)
         result = train(config, resume=args.resume, progress=not args.no_progress,
                        stop_at=args.stop_at)
     except (ConfigError, TrainingError) as error:
@@ -45,3 +50,11 @@ def run(args: argparse.Namespace) -> int:
                           'wall_time_s': round(result.wall_time_s, 1),
                           'val': result.last_metrics}, indent=2))
     return 0
+
+
+def _refuse_to_overwrite_a_run(out: Path, args: argparse.Namespace) -> None:
+    """A folder with a resume state holds a run: continue it (--resume) or replace it (--force)."""
+    from jointdistill_core.training.trainer import RESUME_NAME
+    if (out / RESUME_NAME).is_file() and not (args.resume or args.force):
+        raise CliError(f'{out} holds a previous run ({RESUME_NAME}); pass --resume to continue '
+                       'it or --force to start over and replace it')
