@@ -48,20 +48,28 @@ def summarize(samples_ms: list[float]) -> Timing:
                   min_ms=float(array.min()), runs=len(samples_ms))
 
 
-def interleaved(functions: dict[str, Callable[[], object]], runs: int,
-                warmup: int = 2) -> dict[str, list[float]]:
+def interleaved(functions: dict[str, Callable[[], object]], runs: int, warmup: int = 2,
+                progress: Callable[[], object] | None = None
+                ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Time several callables round-robin (A B C A B C ...) so that machine drift hits all
-    alike; returns per-name lists of milliseconds, pairable by index for ratios."""
+    alike. Returns (wall-clock ms, CPU ms of this process) per name, lists pairable by index
+    for ratios. CPU time counts every thread of the process, so it is the cost a call takes
+    from the machine, and it is far less disturbed than wall time by other jobs on a shared
+    CPU. `progress` is called after every round."""
     for function in functions.values():
         for _ in range(warmup):
             function()
-    samples: dict[str, list[float]] = {name: [] for name in functions}
+    wall: dict[str, list[float]] = {name: [] for name in functions}
+    cpu: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(runs):
         for name, function in functions.items():
-            start = time.perf_counter()
+            cpu_start, start = time.process_time(), time.perf_counter()
             function()
-            samples[name].append((time.perf_counter() - start) * 1e3)
-    return samples
+            wall[name].append((time.perf_counter() - start) * 1e3)
+            cpu[name].append((time.process_time() - cpu_start) * 1e3)
+        if progress is not None:
+            progress()
+    return wall, cpu
 
 
 def paired_ratio(numerator_ms: list[float], denominator_ms: list[float]) -> dict:
@@ -87,22 +95,28 @@ def machine_description() -> dict:
         'torch_threads': torch.get_num_threads(),
         'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         'python': platform.python_version(),
+        'load_average_1min': round(os.getloadavg()[0], 2),
     }
     return description
 
 
-def matmul_peak_gflops(size: int = 1024, runs: int = 10, device: str = 'cpu') -> float:
-    """Measured fp32 matrix-multiply throughput (GFLOP/s) on `device`: the best of `runs`
-    square `size` x `size` products, counting 2*size^3 floating-point operations each."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    best = float('inf')
-    for _ in range(runs + 2):
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        torch.mm(a, b)
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * size ** 3 / best / 1e9
+def matmul_peak_gflops(sizes: tuple[int, ...] = (1024, 2048), runs: int = 10,
+                       device: str = 'cpu') -> float:
+    """Measured fp32 matrix-multiply throughput (GFLOP/s) on `device`: the best over `sizes`
+    of the fastest of `runs` square size x size products, counting 2*size^3 floating-point
+    operations each. The best, not a typical value: the peak an efficiency is compared to."""
+    best_gflops = 0.0
+    for size in sizes:
+        a = torch.randn(size, size, device=device)
+        b = torch.randn(size, size, device=device)
+        best = float('inf')
+        for _ in range(runs + 2):
+            if device == 'cuda':
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            torch.mm(a, b)
+            if device == 'cuda':
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+        best_gflops = max(best_gflops, 2.0 * size ** 3 / best / 1e9)
+    return best_gflops

@@ -43,19 +43,21 @@ def build_depth_anything_v2_small() -> torch.nn.Module:
     return DepthAnythingForDepthEstimation(config).eval()
 
 
-def _to_tensor(image: np.ndarray, height: int, width: int) -> torch.Tensor:
+def _to_tensor(image: np.ndarray, height: int, width: int, device: torch.device) -> torch.Tensor:
     resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
     normalised = (resized.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(normalised.transpose(2, 0, 1)).unsqueeze(0)
+    return torch.from_numpy(normalised.transpose(2, 0, 1)).unsqueeze(0).to(device)
 
 
 class PeerPair:
-    """SegFormer-B0 + Depth-Anything-V2-Small behind the Predictor's `predict` signature."""
+    """SegFormer-B0 + Depth-Anything-V2-Small behind the Predictor's `predict` signature,
+    eager PyTorch (fp16 autocast on CUDA, like the student's torch backend there)."""
 
-    def __init__(self, input_size: tuple[int, int]):
+    def __init__(self, input_size: tuple[int, int], device: str = 'cpu'):
         self.input_size = input_size
-        self.segformer = build_segformer_b0()
-        self.depth_anything = build_depth_anything_v2_small()
+        self.device = torch.device(device)
+        self.segformer = build_segformer_b0().to(self.device)
+        self.depth_anything = build_depth_anything_v2_small().to(self.device)
 
     def parameter_count(self) -> int:
         return sum(p.numel() for m in (self.segformer, self.depth_anything) for p in m.parameters())
@@ -65,11 +67,14 @@ class PeerPair:
         """(H, W, 3) uint8 RGB -> depth (H, W) float32 (relative), labels (H, W) uint8."""
         height, width = image.shape[:2]
         model_h, model_w = self.input_size
-        logits = self.segformer(pixel_values=_to_tensor(image, model_h, model_w)).logits
-        logits = torch.nn.functional.interpolate(logits, size=(height, width), mode='bilinear',
-                                                 align_corners=False)
-        labels = logits.argmax(1)[0].to(torch.uint8).numpy()
-        depth_input = _to_tensor(image, model_h // 14 * 14, model_w // 14 * 14)
-        depth = self.depth_anything(pixel_values=depth_input).predicted_depth[0].numpy()
-        depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+        with torch.autocast('cuda', dtype=torch.float16, enabled=self.device.type == 'cuda'):
+            logits = self.segformer(
+                pixel_values=_to_tensor(image, model_h, model_w, self.device)).logits
+            depth_input = _to_tensor(image, model_h // 14 * 14, model_w // 14 * 14, self.device)
+            depth = self.depth_anything(pixel_values=depth_input).predicted_depth[0]
+        logits = torch.nn.functional.interpolate(logits.float(), size=(height, width),
+                                                 mode='bilinear', align_corners=False)
+        labels = logits.max(1).indices[0].to(torch.uint8).cpu().numpy()
+        depth = cv2.resize(depth.float().cpu().numpy(), (width, height),
+                           interpolation=cv2.INTER_LINEAR)
         return depth, labels

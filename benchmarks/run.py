@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,12 +33,24 @@ def main(argv: list[str] | None = None) -> int:
                         help='model input sizes HxW (default: 256x512 480x640)')
     parser.add_argument('--rounds', type=int, default=20,
                         help='timed round-robin rounds per size (default 20)')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help='cpu or cuda (default: cuda when available)')
     parser.add_argument('--skip-node', action='store_true',
-                        help='only the network benchmarks (no ROS node processes)')
+                        help='leave out the ROS node benchmarks (no node processes)')
+    parser.add_argument('--node-frames', type=int, default=30,
+                        help='frames per output set in the node overhead benchmark (default 30)')
+    parser.add_argument('--transport-frames', type=int, default=150,
+                        help='frames the 30 Hz camera sends per transport run (default 150)')
+    parser.add_argument('--skip-training', action='store_true',
+                        help='leave out the training cost per method')
+    parser.add_argument('--training-rounds', type=int, default=5,
+                        help='timed round-robin training steps per method (default 5)')
     parser.add_argument('--out', type=Path, default=REPO_ROOT / 'docs',
                         help='folder for benchmarks.json and benchmarks.md (default docs/)')
     args = parser.parse_args(argv)
+    for name in ('rounds', 'node_frames', 'transport_frames', 'training_rounds'):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
 
     from benchmarks.bench_models import benchmark_models
     started = time.time()
@@ -49,8 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         for size, entry in results['models']['sizes'].items()}
     if not args.skip_node:
         from benchmarks.bench_node import benchmark_node
-        results['node'] = benchmark_node(device=args.device)
+        results['node'] = benchmark_node(device=args.device, overhead_frames=args.node_frames,
+                                         transport_frames=args.transport_frames)
         results['node_overhead_ms'] = results['node']['overhead_ms']
+    if not args.skip_training:
+        from benchmarks.bench_training import benchmark_training
+        results['training'] = benchmark_training(rounds=args.training_rounds, device=args.device)
+    results['targets'] = evaluate_targets(results)
+    results['load_average_1min_at_end'] = round(os.getloadavg()[0], 2)
     results['wall_s'] = round(time.time() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / 'benchmarks.json').write_text(json.dumps(results, indent=2) + '\n')
@@ -60,8 +79,37 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _ratio(entry: dict, name: str) -> str:
-    ratio = entry['ratios'][name]
+def evaluate_targets(results: dict) -> list[dict]:
+    """Issue 7's targets against this run's figures: name, measured value, bound, holds."""
+    targets = []
+
+    def add(name: str, value: float, bound: float, at_least: bool) -> None:
+        holds = value >= bound if at_least else value <= bound
+        targets.append({'target': name, 'value': round(value, 3),
+                        'relation': '>=' if at_least else '<=', 'bound': bound,
+                        'holds': bool(holds)})
+
+    for size, entry in results['models']['sizes'].items():
+        add(f'student vs peer pair at {size} (x faster)',
+            entry['ratios']['peer_pair/student']['median'], 10.0, True)
+        add(f'student vs both teachers at {size} (x faster)',
+            entry['ratios']['teachers/student']['median'], 3.0, True)
+        add(f'student compute efficiency at {size} (fraction of matmul peak)',
+            entry['student_compute']['fraction_of_matmul_peak'], 0.30, True)
+    node = results.get('node')
+    if node:
+        transport = node['transport']['shipped Fast DDS profile']
+        add('frames/s through the node, 640x480 camera, 256x512 model input',
+            transport['processed_fps'], 20.0, True)
+        add('node overhead, depth + labels (fraction of frame time)',
+            node['overhead']['depth+labels']['overhead_fraction'], 0.10, False)
+    return targets
+
+
+def _ratio(entry: dict, name: str, key: str = 'ratios') -> str:
+    if name not in entry[key]:
+        return '-'
+    ratio = entry[key][name]
     return f"{ratio['median']:.1f}x ({ratio['min']:.1f}-{ratio['max']:.1f})"
 
 
@@ -71,49 +119,90 @@ def render_markdown(results: dict) -> str:
     lines = [
         '# Benchmarks',
         '',
-        'Written by `make bench` (`python -m benchmarks.run`); numbers below are from one run.',
+        'Written by `make bench` (`python -m benchmarks.run`); every number below is from one '
+        'run on one machine. How the figures are taken and what was optimised: '
+        '[performance.md](performance.md).',
+        '',
         f"Machine: {machine['cpu']}, {machine['cpu_cores']} cores, torch {machine['torch']} "
-        f"({machine['torch_threads']} threads), GPU: {machine['gpu'] or 'none'}; "
-        f"device `{results['device']}`.",
-        '',
-        '## Networks through the Predictor (camera image = model input size)',
-        '',
-        f"Parameters: student {models['parameters']['student'] / 1e6:.2f} M; both teachers "
-        f"{models['parameters']['teachers'] / 1e6:.2f} M; weights: {models['sources']['student']}.",
-        'Timed round-robin, median and p95 of the rounds; ratios paired per round '
-        '(median, min-max).',
-        '',
-        '| input | student ms (p95) | teachers ms (p95) | peer pair ms (p95) | '
-        'peer/student | teachers/student |',
-        '|---|---|---|---|---|---|',
+        f"({machine['torch_threads']} threads), GPU: {machine['gpu'] or 'none'}; device "
+        f"`{results['device']}`. Load average (1 min) at start {machine['load_average_1min']}, "
+        f"at end {results['load_average_1min_at_end']}.",
     ]
-    for size, entry in models['sizes'].items():
-        cells = [f"{entry[n]['median_ms']:.1f} ({entry[n]['p95_ms']:.1f})"
-                 for n in ('student', 'teachers', 'peer_pair')]
-        lines.append(f"| {size} | {' | '.join(cells)} | {_ratio(entry, 'peer_pair/student')} | "
-                     f"{_ratio(entry, 'teachers/student')} |")
-    onnx_rows = [(size, entry) for size, entry in models['sizes'].items()
-                 if 'student_onnxruntime' in entry]
-    if onnx_rows:
-        lines += ['', '### Student backends', '',
-                  '| input | PyTorch eager ms | ONNX Runtime ms | eager/ORT |', '|---|---|---|---|']
-        for size, entry in onnx_rows:
-            lines.append(f"| {size} | {entry['student']['median_ms']:.1f} | "
-                         f"{entry['student_onnxruntime']['median_ms']:.1f} | "
-                         f"{_ratio(entry, 'student/student_onnxruntime')} |")
-    lines += ['', '## Compute efficiency of the student', '',
-              f"Measured fp32 matrix-multiply peak: {models['matmul_peak_gflops']} GFLOP/s.", '',
-              '| input | GFLOP/frame | forward ms | achieved GFLOP/s | fraction of peak |',
-              '|---|---|---|---|---|']
-    for size, entry in models['sizes'].items():
-        c = entry['student_compute']
-        lines.append(f"| {size} | {c['gflops_per_frame']} | {c['forward_median_ms']} | "
-                     f"{c['achieved_gflops']} | {c['fraction_of_matmul_peak']:.0%} |")
+    if results['device'] == 'cpu':
+        lines += ['', 'No GPU figures: this run had no GPU. On a machine with one, the same '
+                  'command (`--device cuda`, the default there) records them, fp16, with the GPU '
+                  'named above and its peak memory per input size.']
+    lines += ['', '## Targets (issue 7)', '', '| target | measured | bound | holds |',
+              '|---|---|---|---|']
+    for target in results['targets']:
+        lines.append(f"| {target['target']} | {target['value']} | {target['relation']} "
+                     f"{target['bound']} | "
+                     f"{'yes' if target['holds'] else '**no**'} |")
+    lines += _render_models(models)
     if 'node' in results:
         from benchmarks.bench_node import render_node_markdown
         lines += [''] + render_node_markdown(results['node'])
+    if 'training' in results:
+        from benchmarks.bench_training import render_training_markdown
+        lines += [''] + render_training_markdown(results['training'])
     lines += ['', f"Whole run: {results['wall_s']} s.", '']
     return '\n'.join(lines)
+
+
+def _render_models(models: dict) -> list[str]:
+    backend = models['backend']
+    names = [name for name in ('student', 'student_torch', 'teachers', 'teachers_torch',
+                               'peer_pair') if name in next(iter(models['sizes'].values()))]
+    labels = {'student': f'student ({backend})', 'student_torch': 'student (torch eager)',
+              'teachers': f'teachers ({backend})', 'teachers_torch': 'teachers (torch eager)',
+              'peer_pair': 'peer pair (torch eager)'}
+    parameters = models['parameters']
+    lines = [
+        '', '## Networks through the Predictor (camera image = model input size)', '',
+        f"Parameters: student {parameters['student'] / 1e6:.2f} M; both teachers "
+        f"{parameters['teachers'] / 1e6:.2f} M; peer pair {parameters['peer_pair'] / 1e6:.2f} M "
+        f"(random weights). Student and teacher weights: {models['sources']['student']}, "
+        f"{models['sources']['seg_teacher']}, {models['sources']['depth_teacher']}.",
+        f"Round-robin, {next(iter(models['sizes'].values()))['student']['runs']} rounds; wall "
+        'clock median (p95) in ms, and CPU time of all threads per call (median). `student` '
+        f"and `teachers` run on `{backend}`, the node's default backend on this device.",
+        '', '| input | ' + ' | '.join(labels[n] for n in names) + ' |',
+        '|---' * (len(names) + 1) + '|',
+    ]
+    for size, entry in models['sizes'].items():
+        cells = [f"{entry[n]['median_ms']:.1f} ({entry[n]['p95_ms']:.1f}); CPU "
+                 f"{entry[n]['cpu_ms_median']:.0f}" for n in names]
+        lines.append(f"| {size} | {' | '.join(cells)} |")
+    lines += ['', 'Speed-ups, paired per round: median (min-max) of wall-clock ratios; CPU-time '
+              'ratio median in brackets.', '',
+              '| input | peer pair / student | teachers / student | peer pair / student '
+              '(both eager) | teachers / student (both eager) | student eager / ' + backend + ' |',
+              '|---|---|---|---|---|---|']
+    for size, entry in models['sizes'].items():
+        cells = []
+        for name in ('peer_pair/student', 'teachers/student', 'peer_pair/student_torch',
+                     'teachers_torch/student_torch', 'student_torch/student'):
+            cpu = entry['cpu_ratios'].get(name)
+            cells.append(_ratio(entry, name) + (f" [{cpu['median']:.1f}x]" if cpu else ''))
+        lines.append(f"| {size} | {' | '.join(cells)} |")
+    gpu = [(size, entry['gpu_peak_memory_mb']) for size, entry in models['sizes'].items()
+           if 'gpu_peak_memory_mb' in entry]
+    if gpu:
+        lines += ['', 'GPU peak memory (all networks of the size): ' +
+                  ', '.join(f'{size}: {mb} MiB' for size, mb in gpu) + '.']
+    lines += ['', '## Compute efficiency of the student', '',
+              f"Measured fp32 matrix-multiply peak: {models['matmul_peak_gflops']} GFLOP/s (best "
+              'of square 1024 and 2048 products, all threads). Forward = the network alone on a '
+              'prepared input, median of 15.', '',
+              '| input | backend | GFLOP/frame | forward ms | achieved GFLOP/s | '
+              'fraction of peak |',
+              '|---|---|---|---|---|---|']
+    for size, entry in models['sizes'].items():
+        c = entry['student_compute']
+        lines.append(f"| {size} | {c['backend']} | {c['gflops_per_frame']} | "
+                     f"{c['forward_median_ms']} | {c['achieved_gflops']} | "
+                     f"{c['fraction_of_matmul_peak']:.0%} |")
+    return lines
 
 
 if __name__ == '__main__':

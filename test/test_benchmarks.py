@@ -1,0 +1,113 @@
+"""Smoke runs of the benchmark suite (`make bench`) with tiny sizes and rounds: every code path
+runs and writes what docs/benchmarks.json promises. No timing thresholds: only structure,
+arithmetic that follows from the recorded numbers, and relations that hold by a wide margin
+(the peer pair has 14x the student's parameters and costs ~10x its CPU time)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from benchmarks import run
+from benchmarks.bench_training import benchmark_training, render_training_markdown
+
+torch.set_num_threads(1)
+
+
+def test_network_benchmark_writes_json_and_markdown(tmp_path):
+    assert run.main(['--sizes', '64x128', '--rounds', '2', '--skip-node', '--skip-training',
+                     '--out', str(tmp_path)]) == 0
+    results = json.loads((tmp_path / 'benchmarks.json').read_text())
+    assert set(results['latency_ms']) == {'64x128'}
+    assert set(results['latency_ms']['64x128']) == {'student', 'teachers', 'peer_pair'}
+    assert 'node' not in results and 'node_overhead_ms' not in results
+    assert results['machine']['cpu_cores'] >= 1 and results['device'] == 'cpu'
+    entry = results['models']['sizes']['64x128']
+    for name in ('student', 'student_torch', 'teachers', 'teachers_torch', 'peer_pair'):
+        timing = entry[name]
+        assert timing['runs'] == 2
+        assert 0 < timing['min_ms'] <= timing['median_ms'] <= timing['p95_ms']
+    for name, latency in results['latency_ms']['64x128'].items():
+        assert latency == pytest.approx(entry[name]['median_ms'], abs=0.01)
+    assert results['models']['backend'] == 'onnxruntime'
+    parameters = results['models']['parameters']
+    assert parameters['peer_pair'] > parameters['teachers'] > parameters['student'] > 0
+    assert entry['peer_pair']['cpu_ms_median'] > entry['student']['cpu_ms_median']
+    ratio = entry['ratios']['peer_pair/student']
+    assert ratio['min'] <= ratio['median'] <= ratio['max']
+    compute = entry['student_compute']
+    # achieved GFLOP/s = GFLOP per frame / forward seconds; fraction = achieved / peak.
+    assert compute['achieved_gflops'] == pytest.approx(
+        compute['gflops_per_frame'] / (compute['forward_median_ms'] / 1e3), rel=0.02)
+    assert compute['fraction_of_matmul_peak'] == pytest.approx(
+        compute['achieved_gflops'] / results['models']['matmul_peak_gflops'], rel=0.02)
+    names = {target['target'] for target in results['targets']}
+    assert any('peer pair at 64x128' in name for name in names)
+    assert not any('node' in name for name in names)  # no node run, no node targets
+    markdown = (tmp_path / 'benchmarks.md').read_text()
+    assert '| 64x128 |' in markdown and 'No GPU figures' in markdown
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(['--rounds', '0'])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        run.main(['--sizes', '256by512'])
+
+
+def test_targets_are_judged_from_the_recorded_figures():
+    def ratio(value: float) -> dict:
+        return {'median': value, 'min': value, 'max': value}
+
+    results = {
+        'models': {'sizes': {'256x512': {
+            'ratios': {'peer_pair/student': ratio(12.5), 'teachers/student': ratio(2.9)},
+            'student_compute': {'fraction_of_matmul_peak': 0.31}}}},
+        'node': {'transport': {'shipped Fast DDS profile': {'processed_fps': 19.5}},
+                 'overhead': {'depth+labels': {'overhead_fraction': 0.08}}},
+    }
+    verdicts = {t['target'].split(' (')[0].split(',')[0]: t['holds']
+                for t in run.evaluate_targets(results)}
+    assert verdicts == {'student vs peer pair at 256x512': True,
+                        'student vs both teachers at 256x512': False,
+                        'student compute efficiency at 256x512': True,
+                        'frames/s through the node': False,
+                        'node overhead': True}
+
+
+def test_training_cost_runs_every_method_through_the_trainer():
+    results = benchmark_training(methods=('mtl', 'jointdistill', 'amalgamation'), size=(32, 64),
+                                 batch_size=2, rounds=1)
+    assert list(results['methods']) == ['mtl', 'jointdistill', 'amalgamation']
+    for method, row in results['methods'].items():
+        assert row['step_s_min'] <= row['step_s_median']
+        assert row['images_per_s'] == pytest.approx(2 / row['step_s_median'], rel=0.01)
+    assert results['methods']['mtl']['cost_vs_mtl'] == 1.0
+    assert results['methods']['mtl']['teachers'] == []
+    assert results['methods']['jointdistill']['teachers'] == ['seg', 'depth']
+    assert not torch.are_deterministic_algorithms_enabled()  # the trainer's switch undone
+    table = render_training_markdown(results)
+    assert sum(line.startswith('| jointdistill |') for line in table) == 1
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_node_benchmark_measures_overhead_and_transport():
+    from benchmarks.bench_node import OUTPUT_SETS, benchmark_node, render_node_markdown
+
+    node = benchmark_node(overhead_frames=1, transport_frames=6)
+    assert set(node['overhead']) == set(OUTPUT_SETS)
+    for row in node['overhead'].values():
+        assert row['frames'] == 1 and row['latency_ms_median'] > 0
+        assert row['overhead_ms_median'] == pytest.approx(
+            row['latency_ms_median'] - row['predictor_ms_median'], abs=0.02)
+        assert row['node_peak_rss_mb'] > 50
+    assert node['overhead_ms'] == node['overhead']['depth+labels']['overhead_ms_median']
+    shipped = node['transport']['shipped Fast DDS profile']
+    assert shipped['sent'] == 6 and 0 <= shipped['received'] <= 6
+    assert shipped['processed'] <= shipped['received']
+    assert shipped['lost_fraction'] == pytest.approx(1 - shipped['received'] / 6, abs=1e-3)
+    assert any(line.startswith('| shipped Fast DDS profile |')
+               for line in render_node_markdown(node))
