@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = [
     'bag',
     'demo',
     'train',
+    'evaluate',
     'export',
     'study',
 ]

@@ -63,10 +63,11 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     """AdamW. `adaptor_lr` is the learning rate of the method's own modules (adaptors,
-    connectors, translators); null = `lr`."""
+    connectors, translators); null = `lr`. `eps` is AdamW's denominator epsilon."""
     lr: float = 1e-3
     weight_decay: float = 1e-4
     adaptor_lr: float | None = None
+    eps: float = 1e-8
 
 
 @dataclass
@@ -129,6 +130,8 @@ def validate(config: TrainConfig, source: str) -> TrainConfig:
             fail(f'data.{key}', f'must be >= 1 or null, got {value}')
     parse_size(data.size, f'{source}: data.size')
     optim = config.optim
+    if optim.eps <= 0:
+        fail('optim.eps', f'must be > 0, got {optim.eps}')
     for key in ('lr', 'weight_decay', 'adaptor_lr'):
         value = getattr(optim, key)
         if value is not None and value < 0:

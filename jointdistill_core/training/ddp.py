@@ -62,10 +62,12 @@ def shutdown_distributed(context: DistContext) -> None:
 class CrossProcessBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training-mode statistics pool the batches of all processes.
 
-    Per channel, the sums of x and x^2 and the pixel count are summed across processes with a
-    differentiable all-reduce, so the backward pass also flows through the other processes'
-    share of the statistics, as in SyncBatchNorm. Running statistics use the unbiased
-    variance, as nn.BatchNorm2d does. Same parameters and buffers as nn.BatchNorm2d.
+    Two passes, each a differentiable all-reduce across processes: the per-channel sum and
+    pixel count give the mean, then the sum of squared deviations gives the (biased)
+    variance. Two passes, not sum and sum of squares in one, because E[x^2] - E[x]^2 cancels
+    badly in float32. The backward pass flows through the other processes' share of the
+    statistics, as in SyncBatchNorm. Running statistics use the unbiased variance, as
+    nn.BatchNorm2d does. Same parameters and buffers as nn.BatchNorm2d.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,15 +77,15 @@ class CrossProcessBatchNorm2d(nn.BatchNorm2d):
         channels, input_dtype = x.shape[1], x.dtype
         x = x.float()  # statistics in float32 also under autocast
         count = torch.full((1,), x.numel() / channels, dtype=x.dtype, device=x.device)
-        stats = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)), count])
-        stats = all_reduce(stats)
-        total = stats[-1]
-        mean = stats[:channels] / total
-        var = stats[channels:2 * channels] / total - mean * mean
-        if self.track_running_stats:
-            self._update_running_stats(mean.detach(), var.detach(), total.detach())
+        sums = all_reduce(torch.cat([x.sum(dim=(0, 2, 3)), count]))
+        total = sums[-1]
         shape = (1, channels, 1, 1)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        centred = x - (sums[:channels] / total).view(shape)
+        var = all_reduce((centred * centred).sum(dim=(0, 2, 3))) / total
+        if self.track_running_stats:
+            self._update_running_stats((sums[:channels] / total).detach(), var.detach(),
+                                       total.detach())
+        y = centred * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y.to(input_dtype)

@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from jointdistill_core.config import ConfigError, to_dict
+from jointdistill_core.config import ConfigError, from_dict, to_dict
 from jointdistill_core.training.config import TrainConfig, parse_size
 from jointdistill_core.training.ddp import (DistContext, init_distributed, shutdown_distributed,
                                             synchronize_batch_norm)
@@ -238,7 +238,8 @@ class Trainer:
             groups.append({'params': method_params, 'lr': adaptor_lr, 'name': 'method'})
         for group in groups:
             group['base_lr'] = group['lr']
-        return torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+        return torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay,
+                                 eps=optim.eps)
 
     def setup(self) -> None:
         config = self.config
@@ -297,7 +298,9 @@ class Trainer:
             state = load_state(path)
         except (FileNotFoundError, ValueError) as error:
             raise TrainingError(f'--resume: {error}') from error
-        _check_resumable(state['config'], to_dict(self.config), path)
+        # Through the dataclass, so keys added to the config since then get their defaults.
+        saved = to_dict(from_dict(TrainConfig, state['config'], source=str(path)))
+        _check_resumable(saved, to_dict(self.config), path)
         if state['step'] >= self.config.steps:
             raise TrainingError(f'--resume: {path} is at step {state["step"]}, the run has '
                                 f'steps: {self.config.steps}; raise steps to continue')

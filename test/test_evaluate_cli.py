@@ -1,0 +1,106 @@
+"""`jointdistill evaluate`: metrics equal an independent computation; JSON, Markdown, PNG."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from jointdistill_core.checkpoint import save_checkpoint
+from jointdistill_core.cli import main
+from jointdistill_core.models.factory import build_model
+from test_trainer import nyuv2_like
+
+__all__ = ['nyuv2_like']  # the fixture, imported so pytest finds it here
+
+
+@pytest.fixture
+def tiny_student(tmp_path):
+    torch.manual_seed(5)
+    model = build_model({'arch': 'student', 'width_mult': 0.25, 'decoder_channels': [16, 16, 16],
+                         'num_classes': 13, 'max_depth': 12.0}).eval()
+    save_checkpoint(tmp_path / 'student', model, {'input_size': [64, 128]})
+    return model
+
+
+def _reference_metrics(model, root, split: str, count: int) -> dict:
+    """Pooled metrics computed here with plain numpy from the .npy files (not via the
+    metrics module): a confusion matrix for mIoU, sums for depth."""
+    confusion = np.zeros((13, 13), np.int64)
+    abs_sum = rel_sum = sq_sum = 0.0
+    within = valid = 0
+    for i in range(count):
+        image = np.load(root / split / 'image' / f'{i}.npy')
+        labels = np.load(root / split / 'label' / f'{i}.npy').astype(np.int64)
+        depth = np.load(root / split / 'depth' / f'{i}.npy').astype(np.float64)
+        with torch.no_grad():
+            out = model(torch.from_numpy(image).permute(2, 0, 1)[None].float())
+        predicted = out.seg_logits.argmax(1)[0].numpy()
+        np.add.at(confusion, (labels.ravel(), predicted.ravel()), 1)
+        prediction = out.depth[0, 0].double().numpy()
+        error = np.abs(prediction - depth)
+        abs_sum += error.sum()
+        rel_sum += (error / depth).sum()
+        sq_sum += (error ** 2).sum()
+        within += (np.maximum(prediction / depth, depth / prediction) < 1.25).sum()
+        valid += depth.size
+    tp = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    present = union > 0
+    return {'miou': (tp[present] / union[present]).mean(), 'pixel_acc': tp.sum() / valid,
+            'abs_err': abs_sum / valid, 'abs_rel': rel_sum / valid,
+            'rmse': np.sqrt(sq_sum / valid), 'delta1': within / valid}
+
+
+def test_evaluate_writes_metrics_table_and_samples(tmp_path, nyuv2_like, tiny_student, capsys):
+    out = tmp_path / 'eval'
+    code = main(['evaluate', '--checkpoint', str(tmp_path / 'student.safetensors'),
+                 '--data', f'nyuv2:{nyuv2_like}', '--split', 'val', '--num', '3',
+                 '--batch-size', '2', '--out', str(out)])
+    assert code == 0
+    report = json.loads((out / 'metrics.json').read_text())
+    assert report['frames'] == 3 and report['split'] == 'val'
+    expected = _reference_metrics(tiny_student, nyuv2_like, 'val', 3)
+    for key, value in expected.items():
+        assert report['metrics'][key] == pytest.approx(value, rel=1e-5), key
+    markdown = (out / 'metrics.md').read_text()
+    assert '| miou |' in markdown and f'{100 * expected["miou"]:.2f} %' in markdown
+    printed = capsys.readouterr().out
+    assert '| abs_rel |' in printed
+    picture = cv2.imread(str(out / 'samples.png'))
+    # 3 frames (rows) x 5 tiles (image, gt labels, labels, gt depth, depth) of 64x128
+    assert picture.shape == (3 * 64, 5 * 128, 3)
+    assert picture.std() > 0
+
+
+def test_evaluate_a_depth_teacher_reports_depth_only(tmp_path, nyuv2_like):
+    torch.manual_seed(0)
+    teacher = build_model({'arch': 'depth_teacher', 'width': 8, 'blocks': [1, 1, 1, 1]})
+    save_checkpoint(tmp_path / 'depth', teacher, {'input_size': [64, 128]})
+    out = tmp_path / 'eval'
+    assert main(['evaluate', '--checkpoint', str(tmp_path / 'depth'), '--data',
+                 f'nyuv2:{nyuv2_like}', '--split', 'test', '--out', str(out)]) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())['metrics']
+    assert set(metrics) == {'abs_err', 'abs_rel', 'rmse', 'delta1', 'delta2', 'delta3'}
+    assert cv2.imread(str(out / 'samples.png')).shape[1] == 3 * 128
+
+
+def test_evaluate_errors_are_one_line_and_name_the_culprit(tmp_path, nyuv2_like, tiny_student,
+                                                           capsys):
+    checkpoint = str(tmp_path / 'student.safetensors')
+    assert main(['evaluate', '--checkpoint', str(tmp_path / 'missing.safetensors'),
+                 '--data', 'synthetic', '--out', str(tmp_path / 'e1')]) == 2
+    assert 'missing.safetensors' in capsys.readouterr().err
+    assert main(['evaluate', '--checkpoint', checkpoint, '--data', 'nowhere:/x',
+                 '--out', str(tmp_path / 'e2')]) == 2
+    assert 'nowhere' in capsys.readouterr().err
+    # the synthetic set has 7 classes, the checkpoint predicts 13
+    assert main(['evaluate', '--checkpoint', checkpoint, '--data', 'synthetic', '--num', '1',
+                 '--size', '64x128', '--out', str(tmp_path / 'e3')]) == 2
+    assert '13 classes' in capsys.readouterr().err
+    assert main(['evaluate', '--checkpoint', checkpoint, '--data', f'nyuv2:{nyuv2_like}',
+                 '--size', '64by128', '--out', str(tmp_path / 'e4')]) == 2
+    assert '--size' in capsys.readouterr().err
+    assert not (tmp_path / 'e4').exists()
