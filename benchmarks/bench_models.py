@@ -66,7 +66,10 @@ class TeacherPair:
 def _contenders(networks: dict[str, torch.nn.Module], size: tuple[int, int],
                 device: str) -> dict[str, object]:
     def predictor(arch: str, backend: str) -> Predictor:
-        return Predictor.from_model(networks[arch], size, device=device, backend=backend)
+        # As the node runs them: NHWC convolutions for eager PyTorch on the CPU.
+        channels_last = backend == 'torch' and device == 'cpu'
+        return Predictor.from_model(networks[arch], size, device=device, backend=backend,
+                                    channels_last=channels_last)
 
     backends = {'': deployed_backend(device)}
     if backends[''] != 'torch':

@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='frames per output set in the node overhead benchmark (default 30)')
     parser.add_argument('--transport-frames', type=int, default=150,
                         help='frames the 30 Hz camera sends per transport run (default 150)')
+    parser.add_argument('--hot-path-repeats', type=int, default=30,
+                        help='timed calls per node step in the CPU-time table (default 30)')
     parser.add_argument('--skip-training', action='store_true',
                         help='leave out the training cost per method')
     parser.add_argument('--training-rounds', type=int, default=5,
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--out', type=Path, default=REPO_ROOT / 'docs',
                         help='folder for benchmarks.json and benchmarks.md (default docs/)')
     args = parser.parse_args(argv)
-    for name in ('rounds', 'node_frames', 'transport_frames', 'training_rounds'):
+    for name in ('rounds', 'hot_path_repeats', 'node_frames', 'transport_frames',
+                 'training_rounds'):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
 
@@ -60,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         size: {name: round(entry[name]['median_ms'], 2)
                for name in ('student', 'teachers', 'peer_pair')}
         for size, entry in results['models']['sizes'].items()}
+    from benchmarks.hot_path import measure as measure_hot_path
+    results['hot_path_cpu_ms'] = {step: round(ms, 3)
+                                  for step, ms in measure_hot_path(args.hot_path_repeats).items()}
     if not args.skip_node:
         from benchmarks.bench_node import benchmark_node
         results['node'] = benchmark_node(device=args.device, overhead_frames=args.node_frames,
@@ -142,6 +148,8 @@ def render_markdown(results: dict) -> str:
     if 'node' in results:
         from benchmarks.bench_node import render_node_markdown
         lines += [''] + render_node_markdown(results['node'])
+    from benchmarks.hot_path import render_markdown as render_hot_path
+    lines += [''] + render_hot_path(results['hot_path_cpu_ms'])
     if 'training' in results:
         from benchmarks.bench_training import render_training_markdown
         lines += [''] + render_training_markdown(results['training'])

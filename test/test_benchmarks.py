@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 
 def test_network_benchmark_writes_json_and_markdown(tmp_path):
     assert run.main(['--sizes', '64x128', '--rounds', '2', '--skip-node', '--skip-training',
-                     '--out', str(tmp_path)]) == 0
+                     '--hot-path-repeats', '1', '--out', str(tmp_path)]) == 0
     results = json.loads((tmp_path / 'benchmarks.json').read_text())
     assert set(results['latency_ms']) == {'64x128'}
     assert set(results['latency_ms']['64x128']) == {'student', 'teachers', 'peer_pair'}
@@ -45,6 +45,11 @@ def test_network_benchmark_writes_json_and_markdown(tmp_path):
     names = {target['target'] for target in results['targets']}
     assert any('peer pair at 64x128' in name for name in names)
     assert not any('node' in name for name in names)  # no node run, no node targets
+    steps = results['hot_path_cpu_ms']
+    assert all(ms >= 0 for ms in steps.values()) and 'Predictor (onnxruntime)' in steps
+    # The network dominates a frame: every other step costs less than the Predictor.
+    assert max(ms for name, ms in steps.items() if not name.startswith('Predictor')) < \
+        min(ms for name, ms in steps.items() if name.startswith('Predictor'))
     markdown = (tmp_path / 'benchmarks.md').read_text()
     assert '| 64x128 |' in markdown and 'No GPU figures' in markdown
 
