@@ -47,6 +47,7 @@ from jointdistill_ros.node_process import NODE_NAME, NodeProcess, fastdds_profil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CAMERA_SCRIPT = REPO_ROOT / 'test' / 'camera_publisher.py'
 DOCS_PAGE = REPO_ROOT / 'docs' / 'reliability.md'
+FIGURE = REPO_ROOT / 'docs' / 'figures' / 'soak.png'
 BEGIN_MARK, END_MARK = '<!-- soak results: begin -->', '<!-- soak results: end -->'
 START_TIMEOUT_S = 180.0
 
@@ -74,6 +75,9 @@ class SoakResult:
     rss_mb_end: float
     rss_mb_peak: float
     rss_samples: list[tuple[float, float]] = field(default_factory=list)
+    idle_latencies_ms: list[float] = field(default_factory=list)
+    load_latencies_ms: list[float] = field(default_factory=list)
+    ages_at_start_ms: list[float] = field(default_factory=list)
 
     @property
     def memory_growth_mb(self) -> float:
@@ -229,7 +233,11 @@ def run_soak(checkpoint: Path, size: tuple[int, int], rate_hz: float, duration_s
     arrivals = np.asarray(probe.arrivals_ns[idle_outputs:], np.int64)
     # Age of frame k when inference began ~ arrival of output k-1 minus stamp k.
     ages_ms = (arrivals[:-1] - stamps[1:]) * 1e-6 if len(stamps) > 1 else np.zeros(1)
-    warm = [rss for elapsed, rss in samples if elapsed >= min(5.0, duration_s * 0.2)]
+    # Memory swings by tens of MiB within a frame (1080p buffers come and go): compare the
+    # median of a window right after warm-up with the median of the last window.
+    warmup_s, window_s = min(5.0, duration_s * 0.2), max(1.0, min(10.0, duration_s * 0.2))
+    first = [rss for elapsed, rss in samples if warmup_s <= elapsed < warmup_s + window_s]
+    last = [rss for elapsed, rss in samples if elapsed >= samples[-1][0] - window_s]
     return SoakResult(
         size=size, rate_hz=rate_hz, duration_s=duration_s, camera_sent=sent,
         received=int(values['frames_received']) - idle_frames,
@@ -242,17 +250,59 @@ def run_soak(checkpoint: Path, size: tuple[int, int], rate_hz: float, duration_s
         load_latency_ms_p95=float(np.percentile(load_latencies, 95)),
         age_at_start_ms_median=float(np.median(ages_ms)),
         age_at_start_ms_p95=float(np.percentile(ages_ms, 95)),
-        rss_mb_after_warmup=warm[0] if warm else samples[0][1],
-        rss_mb_end=samples[-1][1], rss_mb_peak=peak or float('nan'), rss_samples=samples)
+        rss_mb_after_warmup=float(np.median(first or [samples[0][1]])),
+        rss_mb_end=float(np.median(last)), rss_mb_peak=peak or float('nan'), rss_samples=samples,
+        idle_latencies_ms=probe.latencies_ms[:idle_frames], load_latencies_ms=load_latencies,
+        ages_at_start_ms=ages_ms.tolist())
+
+
+def save_figure(result: SoakResult, path: Path = FIGURE) -> None:
+    """Node memory over the run; latency idle vs under load; age of frames at inference."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure, (memory, latency, age) = plt.subplots(1, 3, figsize=(15, 4))
+    elapsed, rss = zip(*result.rss_samples)
+    memory.plot(elapsed, rss)
+    memory.axhline(result.rss_mb_after_warmup, color='k', linestyle=':',
+                   label='median after warm-up')
+    memory.axhline(result.rss_mb_after_warmup + 50, color='r', linestyle='--',
+                   label='+ 50 MiB (limit)')
+    memory.set(xlabel='seconds of load', ylabel='node resident memory (MiB)',
+               title='memory')
+    memory.legend()
+    bins = np.linspace(0, max(result.load_latencies_ms + result.idle_latencies_ms) * 1.05, 60)
+    latency.hist(result.load_latencies_ms, bins=bins, label='under load', alpha=0.7)
+    for value in result.idle_latencies_ms:
+        latency.axvline(value, color='k', linewidth=0.8)
+    latency.axvline(2 * result.idle_latency_ms_median, color='r', linestyle='--',
+                    label='2x idle median')
+    latency.set(xlabel='stamp to publish (ms); black: idle frames', ylabel='frames',
+                title='latency')
+    latency.legend()
+    age.hist(result.ages_at_start_ms, bins=60)
+    age.axvline(1000 / result.rate_hz, color='r', linestyle='--', label='camera period')
+    age.set(xlabel='age of the frame when inference began (ms)', ylabel='frames',
+            title='newest frame only')
+    age.legend()
+    height, width = result.size
+    figure.suptitle(f'soak: {width}x{height} at {result.rate_hz:g} Hz for '
+                    f'{result.duration_s:g} s')
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
 
 
 def render_markdown(result: SoakResult, model: str, command: str) -> str:
     height, width = result.size
+    lost = result.camera_sent - result.received
     rows = [
         ('camera', f'{width}x{height} rgb8 at {result.rate_hz:g} Hz for {result.duration_s:g} s '
                    f'(best effort, own process)'),
         ('model', model),
-        ('frames sent / received by the node', f'{result.camera_sent} / {result.received}'),
+        ('frames sent / received by the node', f'{result.camera_sent} / {result.received} '
+         f'({lost} lost in best-effort transport)'),
         ('processed / dropped (replaced by a newer frame) / rejected',
          f'{result.processed} / {result.dropped} / {result.rejected}'),
         ('received = processed + dropped + rejected', 'yes' if result.accounting_exact else 'NO'),
@@ -265,7 +315,7 @@ def render_markdown(result: SoakResult, model: str, command: str) -> str:
         ('latency under load (median / p95)',
          f'{result.load_latency_ms_median:.1f} / {result.load_latency_ms_p95:.1f} ms'),
         ('latency under load / idle (median)', f'{result.latency_ratio:.2f}x (limit 2x)'),
-        ('node memory after warm-up / end / peak',
+        ('node memory, median of the first 10 s after warm-up / of the last 10 s / peak',
          f'{result.rss_mb_after_warmup:.0f} / {result.rss_mb_end:.0f} / '
          f'{result.rss_mb_peak:.0f} MiB'),
         ('memory growth', f'{result.memory_growth_mb:+.1f} MiB (limit 50 MiB)'),
@@ -274,7 +324,7 @@ def render_markdown(result: SoakResult, model: str, command: str) -> str:
              f'{time.strftime("%Y-%m-%d")} ({os.cpu_count()} CPU cores, CPU inference).', '',
              '| quantity | value |', '|---|---|']
     lines += [f'| {name} | {value} |' for name, value in rows]
-    lines += ['', END_MARK]
+    lines += ['', f'![soak]({FIGURE.relative_to(DOCS_PAGE.parent)})', '', END_MARK]
     return '\n'.join(lines)
 
 
@@ -310,8 +360,10 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = save_checkpoint(Path(scratch) / 'student', model.eval(),
                                      {'input_size': [256, 512]})
         result = run_soak(checkpoint, args.size, args.rate, args.duration, env,
-                          device=args.device, log_path=Path(scratch) / 'node.log')
-    figures = {key: value for key, value in asdict(result).items() if key != 'rss_samples'}
+                          idle_frames=15, idle_rate_hz=2.0, device=args.device,
+                          log_path=Path(scratch) / 'node.log')
+    figures = {key: value for key, value in asdict(result).items()
+               if not isinstance(value, list)}
     print(json.dumps({**figures, 'memory_growth_mb': round(result.memory_growth_mb, 1),
                       'latency_ratio': round(result.latency_ratio, 2)}, indent=2))
     command = 'python -m benchmarks.soak' + ''.join(
@@ -320,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                                command)
     if not args.no_docs:
         write_docs(markdown)
+        save_figure(result)
     print(markdown)
     ok = (result.accounting_exact and result.stamps_strictly_increasing
           and result.memory_growth_mb < 50 and result.latency_ratio <= 2.0)

@@ -29,7 +29,7 @@ from node_helpers import (
     DiagnosticsWatcher, NodeProcess, TestNode, pattern_image, rgb_image_message,
     save_tiny_student)
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = pytest.mark.ros
 
 SEED = 20261121
 BAD_IMAGES = 10_000

@@ -90,6 +90,9 @@ def root(tmp_path_factory) -> Path:
     config.pop('weights_sha256')  # so the loader gets as far as parsing the "weights"
     (root / 'evil.json').write_text(json.dumps(config))
     (root / 'existing.onnx').write_bytes(b'an earlier export')
+    assert main(['evaluate', '--checkpoint', str(root / 'student.safetensors'), '--data',
+                 f'synthetic:{root / "ds"}', '--split', 'val', '--out',
+                 str(root / 'evaluation')]) == 0
     return root
 
 
@@ -170,6 +173,20 @@ CASES = [
          '{root}/evil.safetensors: not a valid safetensors file'),
     Case('export bad size', ['export', '--checkpoint', '{root}/student.safetensors', '--format',
          'onnx', '--size', '50x50', '--out', '{root}/new.onnx'], 'multiples of 32'),
+    # evaluate
+    Case('evaluate over an evaluation', ['evaluate', '--checkpoint',
+         '{root}/student.safetensors', '--data', 'synthetic:{root}/ds', '--split', 'val',
+         '--out', '{root}/evaluation'], '{root}/evaluation already holds an evaluation '
+         '(metrics.json); pass --force', ('evaluation',)),
+    Case('evaluate dataset with a missing file', ['evaluate', '--checkpoint',
+         '{root}/student.safetensors', '--data', 'synthetic:{root}/ds_missing', '--split',
+         'val', '--out', '{root}/new'], '{root}/ds_missing/val/label has 1 files'),
+    Case('evaluate pickle checkpoint', ['evaluate', '--checkpoint', '{root}/evil.safetensors',
+         '--data', 'synthetic:{root}/ds', '--split', 'val', '--out', '{root}/new'],
+         '{root}/evil.safetensors: not a valid safetensors file'),
+    Case('evaluate unknown split', ['evaluate', '--checkpoint', '{root}/student.safetensors',
+         '--data', 'synthetic:{root}/ds', '--split', 'nope', '--out', '{root}/new'],
+         'split folder {root}/ds/nope'),
     # study
     Case('study unknown key', ['study', '--config', '{root}/study_unknown.yaml'],
          '{root}/study_unknown.yaml: unknown key(s): bogus_key'),

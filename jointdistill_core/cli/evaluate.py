@@ -35,6 +35,9 @@ def register(subparsers) -> None:
     parser.add_argument('--batch-size', type=int, default=8, help='frames per forward pass')
     parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
     parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--force', action='store_true',
+                        help='replace the metrics, table and samples of an earlier evaluation '
+                             'in OUT')
     parser.set_defaults(handler=run)
 
 
@@ -52,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f'--num must be >= 1, got {args.num}')
     if args.batch_size < 1:
         raise CliError(f'--batch-size must be >= 1, got {args.batch_size}')
+    if (Path(args.out) / 'metrics.json').exists() and not args.force:
+        raise CliError(f'{args.out} already holds an evaluation (metrics.json); pass --force '
+                       'to replace it')
     try:
         size = parse_size(args.size, '--size')
         device = resolve_device(args.device)
