@@ -29,8 +29,6 @@ from node_helpers import (
     DiagnosticsWatcher, NodeProcess, TestNode, pattern_image, rgb_image_message,
     save_tiny_student)
 
-pytestmark = pytest.mark.ros
-
 SEED = 20261121
 BAD_IMAGES = 10_000
 BAD_INFOS, OTHER_SIZE_INFOS = 800, 200
@@ -169,6 +167,25 @@ def send_with_flow_control(probe: TestNode, publishers: dict, diagnostics: Diagn
         probe.executor.spin_once(timeout_sec=0)
 
 
+def test_fault_log_throttles_each_kind_separately_and_counts_the_suppressed():
+    from jointdistill_ros.perception_node import InputFaultLog
+    now, lines = [100.0], []
+    log = InputFaultLog(lines.append, period_s=5.0, clock=lambda: now[0])
+    assert log.report('image: data', 'short data')
+    for _ in range(3):
+        assert not log.report('image: data', 'short data')
+    assert log.report('image: step', 'bad step')  # another kind is not held back
+    now[0] += 4.9
+    assert not log.report('image: data', 'short data')
+    now[0] += 0.2  # 5.1 s after the first line of this kind
+    assert log.report('image: data', 'short data again')
+    assert lines == ['short data', 'bad step',
+                     'short data again (4 more of this kind in the last 5 s)']
+    assert log.report('image: step', 'bad step')  # nothing of this kind was suppressed
+    assert lines[-1] == 'bad step'
+
+
+@pytest.mark.ros
 def test_ten_thousand_malformed_messages_are_rejected_and_good_frames_still_served(
         ros_env, tmp_path):
     from jointdistill_core.inference import Predictor
