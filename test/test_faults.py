@@ -43,9 +43,11 @@ class CreatesMarkerWhenUnpickled:
         return open, (str(self.marker), 'w')
 
 
-def plant_malicious_files(directory: Path, marker: Path) -> dict[str, Path]:
+def plant_malicious_files(directory: Path, marker: Path, good: Path) -> dict[str, Path]:
     """A pickle disguised as a checkpoint (with a JSON whose SHA-256 matches it) and a
-    torch.save pickle named like a TorchScript export."""
+    torch.save pickle disguised as a TorchScript export (with the valid sidecar JSON of a
+    real export of `good`, so the node gets as far as loading the file)."""
+    from jointdistill_core.cli import main
     payload = pickle.dumps(CreatesMarkerWhenUnpickled(marker))
     pickle.loads(payload)  # the payload works: unpickling it does create the marker ...
     assert marker.exists()
@@ -60,6 +62,10 @@ def plant_malicious_files(directory: Path, marker: Path) -> dict[str, Path]:
     (directory / 'evil.json').write_text(json.dumps(config))
     torch_pickle = directory / 'evil.pt'
     torch.save({'model': CreatesMarkerWhenUnpickled(marker)}, torch_pickle)
+    exported = directory / 'exported.pt'
+    assert main(['export', '--checkpoint', str(good), '--format', 'torchscript',
+                 '--out', str(exported)]) == 0
+    Path(f'{torch_pickle}.json').write_text(Path(f'{exported}.json').read_text())
     return {'disguised': disguised, 'torch_pickle': torch_pickle}
 
 
@@ -94,10 +100,10 @@ def test_bad_model_files_fail_configure_clearly_and_run_no_code(ros_env, tmp_pat
     marker = tmp_path / MARKER_NAME
     good = save_tiny_student(tmp_path / 'good', seed=0)
     other_weights = save_tiny_student(tmp_path / 'other', seed=1)
-    evil = plant_malicious_files(tmp_path, marker)
+    evil = plant_malicious_files(tmp_path, marker, good)
     cases = [  # (model file, text the node's log must contain for it)
         (evil['disguised'], 'not a valid safetensors file'),
-        (evil['torch_pickle'], f"parameter 'model_path': cannot load {evil['torch_pickle']}"),
+        (evil['torch_pickle'], 'not a loadable TorchScript file'),
         (truncated_copy(good, tmp_path / 'truncated'), 'SHA-256 differs'),
         (torn_pair(good, other_weights, tmp_path / 'torn'), 'do not belong to the same checkpoint'),
         (other_architecture(tmp_path / 'seg_teacher'), 'is a single-task network'),
