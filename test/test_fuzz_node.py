@@ -14,6 +14,7 @@ report as received, so neither history ever overwrites an unread message.
 """
 from __future__ import annotations
 
+import copy
 import re
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from rclpy.qos import QoSProfile
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
 from node_helpers import (
@@ -38,6 +39,8 @@ HEIGHT, WIDTH = 96, 128
 FRAME_ID = 'camera_optical_frame'
 K_GOOD = np.array([[110.0, 0.0, 63.5], [0.0, 105.0, 47.5], [0.0, 0.0, 1.0]])
 UINT32_MAX = 2**32 - 1
+VISUAL_OUTPUTS = {'depth/color': Image, 'segmentation/color': Image,
+                  'segmentation/overlay': Image, 'points': PointCloud2}
 IMAGE_FAULTS = ('unknown_encoding', 'data_encoding', 'zero_size', 'short_step', 'short_data',
                 'long_data', 'huge_size', 'odd_yuv_width')
 # The field each kind of fault is reported under in the node's log ("image: <field>").
@@ -126,11 +129,38 @@ class Corpus:
     good_stamps: list[int]
 
 
+def unusual_good_frames() -> list[Image]:
+    """Valid frames at the edges: one pixel, one row, one column, padded rows, every colour
+    encoding, big-endian mono16. The node must process them like any other frame."""
+    from jointdistill_ros.image_codec import numpy_to_imgmsg
+    rng = np.random.default_rng(SEED + 1)
+
+    def random_image(height: int, width: int, channels: int, dtype=np.uint8) -> np.ndarray:
+        top = np.iinfo(dtype).max
+        shape = (height, width, channels) if channels > 1 else (height, width)
+        return rng.integers(0, top + 1, shape, dtype=dtype)
+
+    frames = [numpy_to_imgmsg(random_image(1, 1, 3), 'rgb8'),
+              numpy_to_imgmsg(random_image(1, 640, 1), 'mono8'),
+              numpy_to_imgmsg(random_image(480, 1, 4), 'bgra8'),
+              numpy_to_imgmsg(random_image(37, 53, 3), 'bgr8'),
+              numpy_to_imgmsg(random_image(30, 40, 4), 'rgba8'),
+              numpy_to_imgmsg(random_image(96, 128, 3), 'yuv422'),
+              numpy_to_imgmsg(random_image(96, 128, 3), 'yuv422_yuy2')]
+    padded = numpy_to_imgmsg(random_image(37, 53, 3), 'rgb8')
+    rows = np.frombuffer(bytes(padded.data), np.uint8).reshape(37, 53 * 3)
+    padded.step, padded.data = 53 * 3 + 7, np.pad(rows, ((0, 0), (0, 7))).tobytes()
+    big_endian = Image(height=20, width=30, encoding='mono16', is_bigendian=1, step=60,
+                       data=random_image(20, 30, 1, np.uint16).astype('>u2').tobytes())
+    return frames + [padded, big_endian]
+
+
 def build_corpus(good_message) -> Corpus:
     rng = np.random.default_rng(SEED)
     slots = rng.choice(BAD_IMAGES, BAD_INFOS + OTHER_SIZE_INFOS, replace=False).tolist()
     info_slots, other_size_slots = set(slots), set(slots[:OTHER_SIZE_INFOS])
     items, kinds, good_stamps = [], {kind: 0 for kind in IMAGE_FAULTS}, []
+    unusual = unusual_good_frames()
     for index in range(BAD_IMAGES):
         kind = IMAGE_FAULTS[index % len(IMAGE_FAULTS)]
         kinds[kind] += 1
@@ -144,7 +174,12 @@ def build_corpus(good_message) -> Corpus:
         if (index + 1) % GOOD_EVERY == 0:
             ns = 2 * 10**9 + index
             good_stamps.append(ns)
-            items.append(('image', good_message(ns), False))
+            if len(good_stamps) % 2:
+                items.append(('image', good_message(ns), False))
+            else:  # every other good frame is an unusual one
+                frame = unusual[len(good_stamps) // 2 % len(unusual)]
+                frame.header = Header(stamp=stamp(ns), frame_id=FRAME_ID)
+                items.append(('image', copy.deepcopy(frame), False))
     return Corpus(items, kinds, good_stamps)
 
 
@@ -215,6 +250,11 @@ def test_ten_thousand_malformed_messages_are_rejected_and_good_frames_still_serv
         probe.node.create_subscription(
             CameraInfo, 'depth/camera_info', lambda msg: info_by_stamp.setdefault(key(msg), msg),
             50)
+        # Subscribers to the visual outputs and the cloud make the node compute them too.
+        visual_stamps: dict[str, set[int]] = {topic: set() for topic in VISUAL_OUTPUTS}
+        for topic, msg_type in VISUAL_OUTPUTS.items():
+            probe.node.create_subscription(
+                msg_type, topic, lambda msg, topic=topic: visual_stamps[topic].add(key(msg)), 50)
         publishers = {'image': probe.node.create_publisher(Image, 'image', QoSProfile(depth=200)),
                       'camera_info': probe.node.create_publisher(CameraInfo, 'camera_info',
                                                                  QoSProfile(depth=200))}
@@ -272,7 +312,10 @@ def test_ten_thousand_malformed_messages_are_rejected_and_good_frames_still_serv
     logged_kinds = len(set(reject_lines)) + 1
     assert len(reject_lines) <= logged_kinds * (elapsed / 5.0 + 1), len(reject_lines)
     assert 'more of this kind' in log  # suppressed repeats are summarised, not lost
-    assert 'Traceback' not in log
+    assert 'Traceback' not in log and 'inference failed' not in log
+    # Every output of every processed frame, the unusual ones included, was published.
+    for topic, stamps in visual_stamps.items():
+        assert final_ns in stamps and len(stamps) >= len(corpus.good_stamps) // 2, topic
     print(f'\n{BAD_IMAGES} bad images, {BAD_INFOS} bad CameraInfo, {total_good} good frames in '
           f'{elapsed:.1f} s; {len(reject_lines)} reject log lines; '
           f"processed {values['frames_processed']}, dropped {values['frames_dropped']}")
