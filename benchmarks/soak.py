@@ -368,8 +368,8 @@ def main(argv: list[str] | None = None) -> int:
                       'latency_ratio': round(result.latency_ratio, 2)}, indent=2))
     command = 'python -m benchmarks.soak' + ''.join(
         f' {arg}' for arg in (argv if argv is not None else sys.argv[1:]) if arg != '--no-docs')
-    markdown = render_markdown(result, f'student 256x512 ({source}), one torch thread',
-                               command)
+    markdown = render_markdown(result, f'student 256x512 ({source}), node defaults '
+                               '(backend auto: onnxruntime on the CPU)', command)
     if not args.no_docs:
         write_docs(markdown)
         save_figure(result)
