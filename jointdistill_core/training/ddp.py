@@ -9,6 +9,7 @@ the one the CPU test checks).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -59,6 +60,14 @@ def shutdown_distributed(context: DistContext) -> None:
         dist.destroy_process_group()
 
 
+def all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+    """Differentiable sum over processes (its backward sums the gradients likewise)."""
+    from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
+    with warnings.catch_warnings():  # deprecated in favour of a not yet differentiable API
+        warnings.simplefilter('ignore', FutureWarning)
+        return differentiable_all_reduce(tensor)
+
+
 class CrossProcessBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training-mode statistics pool the batches of all processes.
 
@@ -73,7 +82,6 @@ class CrossProcessBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
         channels, input_dtype = x.shape[1], x.dtype
         x = x.float()  # statistics in float32 also under autocast
         count = torch.full((1,), x.numel() / channels, dtype=x.dtype, device=x.device)
