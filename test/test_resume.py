@@ -27,7 +27,6 @@ def _jointdistill_config(tmp_path, data_root, out_name):
                        steps=6, val_every=2, log_every=1, out=str(tmp_path / out_name))
 
 
-@pytest.mark.slow
 def test_resume_reproduces_a_straight_run_exactly(tmp_path, nyuv2_like):
     straight = _jointdistill_config(tmp_path, nyuv2_like, 'straight')
     split = _jointdistill_config(tmp_path, nyuv2_like, 'split')
