@@ -287,3 +287,12 @@ def test_methods_without_labels_never_receive_labels_or_depth():
     method.uses_labels = True
     LossModule(student, method)(batch, {})
     assert method.seen == ['depth', 'image', 'labels']
+
+
+def test_amp_and_cuda_are_refused_on_a_machine_without_cuda(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip('needs a machine without CUDA (the refusal is what is tested)')
+    with pytest.raises(ConfigError, match='amp'):
+        train(load_train_config(tiny_config(tmp_path, amp=True, device='cpu')), progress=False)
+    with pytest.raises(ConfigError, match='cuda'):
+        train(load_train_config(tiny_config(tmp_path, device='cuda')), progress=False)
