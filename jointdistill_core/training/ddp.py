@@ -22,6 +22,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    device: torch.device = torch.device('cpu')  # where collectives' tensors live (nccl: CUDA)
 
     @property
     def enabled(self) -> bool:
@@ -39,7 +40,7 @@ class DistContext:
         """True on every process when `flag` is true on at least one."""
         if not self.enabled:
             return flag
-        value = torch.tensor([1.0 if flag else 0.0])
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item() > 0)
 
@@ -50,9 +51,12 @@ def init_distributed(device: torch.device) -> DistContext:
     if world_size <= 1:
         return DistContext()
     rank, local_rank = int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', '0'))
+    if device.type == 'cuda':
+        device = torch.device('cuda', local_rank)
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend='nccl' if device.type == 'cuda' else 'gloo')
-    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank)
+    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
 def shutdown_distributed(context: DistContext) -> None:

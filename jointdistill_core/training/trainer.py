@@ -245,9 +245,8 @@ class Trainer:
         config = self.config
         set_determinism(config.seed)
         self.dist = init_distributed(self.device)
-        if self.device.type == 'cuda':
-            self.device = torch.device('cuda', self.dist.local_rank)
-            torch.cuda.set_device(self.device)
+        if self.device.type == 'cuda' and self.dist.enabled:
+            self.device = self.dist.device  # cuda:LOCAL_RANK
         self._build_data()
         self.student = self._build_student()
         self._check_outputs(self.student)
