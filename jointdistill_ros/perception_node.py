@@ -12,6 +12,7 @@ Topics, parameters, QoS and diagnostics: docs/ros.md.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
 import warnings
@@ -624,8 +625,19 @@ def _spin(node: PerceptionNode) -> None:
         executor.shutdown()
 
 
+def passive_openmp_waiting(environ: dict[str, str] | None = None) -> None:
+    """Let PyTorch's OpenMP threads sleep at barriers instead of spinning
+    (OMP_WAIT_POLICY=PASSIVE) unless the user chose a policy. Must run before torch is
+    imported. Why: with spinning threads, eager PyTorch on 2 threads took 980 ms per frame
+    instead of 50 ms while one other process kept a core of the 2-core machine busy
+    (docs/performance.md); a robot's CPU always has other work."""
+    environ = os.environ if environ is None else environ
+    environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of `perception_node` (`ros2 run jointdistill_ros perception_node`)."""
+    passive_openmp_waiting()  # the network (and torch) is loaded later, in on_configure
     rclpy.init(args=args)
     node = PerceptionNode()
     try:

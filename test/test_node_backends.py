@@ -15,7 +15,8 @@ from sensor_msgs.msg import Image
 from jointdistill_core.geometry import backproject
 from jointdistill_core.inference import Predictor, _labels_from_logits
 from jointdistill_ros.perception_node import (
-    PARAMETERS, ConfigureError, resolve_backend, settings_from_values, stride_intrinsics)
+    PARAMETERS, ConfigureError, passive_openmp_waiting, resolve_backend, settings_from_values,
+    stride_intrinsics)
 from node_helpers import (
     NodeProcess, TestNode, pattern_image, rgb_image_message, save_tiny_student)
 
@@ -41,6 +42,15 @@ def test_backend_and_thread_parameters_are_validated_and_resolved():
         ('torch' if on_cuda else 'onnxruntime')
     threads = next(spec for spec in PARAMETERS if spec.name == 'num_threads')
     assert threads.default == 0 and threads.descriptor().integer_range[0].from_value == 0
+
+
+def test_openmp_threads_wait_passively_unless_the_user_chose_a_policy():
+    environ: dict[str, str] = {}
+    passive_openmp_waiting(environ)
+    assert environ == {'OMP_WAIT_POLICY': 'PASSIVE'}
+    chosen = {'OMP_WAIT_POLICY': 'ACTIVE'}
+    passive_openmp_waiting(chosen)
+    assert chosen == {'OMP_WAIT_POLICY': 'ACTIVE'}
 
 
 def test_strided_back_projection_equals_subsampling_the_full_one():
