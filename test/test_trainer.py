@@ -296,3 +296,22 @@ def test_amp_and_cuda_are_refused_on_a_machine_without_cuda(tmp_path):
         train(load_train_config(tiny_config(tmp_path, amp=True, device='cpu')), progress=False)
     with pytest.raises(ConfigError, match='cuda'):
         train(load_train_config(tiny_config(tmp_path, device='cuda')), progress=False)
+
+
+def test_shipped_configs_load_and_name_existing_teachers():
+    from conftest import REPO_ROOT
+    from jointdistill_core.distill import METHODS, method_params
+    configs = sorted((REPO_ROOT / 'config' / 'train').glob('*.yaml'))
+    names = {path.stem for path in configs}
+    assert {'teacher_seg', 'teacher_depth'} | set(METHODS) <= names
+    for path in configs:
+        config = load_train_config(path)
+        method_params(config.method.name, config.method.params, str(path))
+        needed = METHODS[config.method.name].teachers_needed if config.task == 'multi' else ()
+        for task in needed:
+            teacher = getattr(config.teachers, task)
+            assert teacher is not None, (path.name, task)
+            assert (REPO_ROOT / teacher.path).is_file(), (path.name, teacher.path)
+    students = [load_train_config(p) for p in configs if not p.stem.startswith('teacher_')]
+    budgets = {(c.steps, c.data.batch_size, c.data.size, c.optim.lr, c.seed) for c in students}
+    assert len(budgets) == 1  # every method gets the same budget
