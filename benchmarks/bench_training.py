@@ -55,7 +55,7 @@ def _trainer(method: str, teachers: dict[str, Path], size: tuple[int, int], batc
 
 
 def benchmark_training(methods: tuple[str, ...] = METHOD_ORDER, size: tuple[int, int] = (128, 256),
-                       batch_size: int = 8, rounds: int = 5, device: str = 'cpu') -> dict:
+                       batch_size: int = 8, rounds: int = 3, device: str = 'cpu') -> dict:
     """Per method: median and min seconds per step and images per second (batch_size
     images at size (H, W)), and the per-round step time relative to `mtl`."""
     deterministic = torch.are_deterministic_algorithms_enabled()

@@ -96,6 +96,7 @@ def machine_description() -> dict:
         'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         'python': platform.python_version(),
         'load_average_1min': round(os.getloadavg()[0], 2),
+        'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY', 'library default (spinning)'),
     }
     return description
 

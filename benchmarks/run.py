@@ -5,16 +5,24 @@ same machine and device; ratios are paired per round (see benchmarks/common.py).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
-import time
-from pathlib import Path
 
-import torch
+# Before torch is imported: OpenMP threads sleep at barriers instead of spinning, as in
+# perception_node. Eager PyTorch on a 2-core machine with spinning threads slowed down up to
+# 20x while any other process ran; sleeping costs eager networks up to 1.5x on an idle
+# machine (docs/performance.md). Every eager network here (student, teachers, peer pair) runs
+# under the same policy; set OMP_WAIT_POLICY=ACTIVE to measure with spinning.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-from benchmarks.common import machine_description
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from benchmarks.common import machine_description  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = [(256, 512), (480, 640)]
@@ -45,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='timed calls per node step in the CPU-time table (default 30)')
     parser.add_argument('--skip-training', action='store_true',
                         help='leave out the training cost per method')
-    parser.add_argument('--training-rounds', type=int, default=5,
-                        help='timed round-robin training steps per method (default 5)')
+    parser.add_argument('--training-rounds', type=int, default=3,
+                        help='timed round-robin training steps per method (default 3)')
     parser.add_argument('--out', type=Path, default=REPO_ROOT / 'docs',
                         help='folder for benchmarks.json and benchmarks.md (default docs/)')
     args = parser.parse_args(argv)
@@ -132,7 +140,8 @@ def render_markdown(results: dict) -> str:
         f"Machine: {machine['cpu']}, {machine['cpu_cores']} cores, torch {machine['torch']} "
         f"({machine['torch_threads']} threads), GPU: {machine['gpu'] or 'none'}; device "
         f"`{results['device']}`. Load average (1 min) at start {machine['load_average_1min']}, "
-        f"at end {results['load_average_1min_at_end']}.",
+        f"at end {results['load_average_1min_at_end']}. OpenMP wait policy (eager PyTorch): "
+        f"{machine['omp_wait_policy']}.",
     ]
     if results['device'] == 'cpu':
         lines += ['', 'No GPU figures: this run had no GPU. On a machine with one, the same '
