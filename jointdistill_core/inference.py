@@ -138,9 +138,10 @@ class _OnnxRunner:
             providers.insert(0, ('CUDAExecutionProvider', {'device_id': device.index or 0}))
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads  # 0 = one per physical core
-        # Idle worker threads sleep instead of spinning: spinning burnt 1.8x the CPU time
-        # for no wall-clock gain on the shared 2-core machine (docs/performance.md), and a
-        # robot's CPU is shared with the camera driver and DDS threads.
+        # Idle worker threads sleep instead of spinning. With one of 2 cores busy elsewhere,
+        # spinning took 31 ms (45 ms CPU) per student forward against 27 ms (30 ms CPU);
+        # only on an idle machine is it faster (15 against 17 ms). A robot's CPU is shared
+        # with the camera driver and DDS (docs/performance.md).
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
             self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model),
