@@ -64,15 +64,18 @@ def colorize_labels(labels: np.ndarray, num_classes: int = 7) -> np.ndarray:
 
 
 def overlay_labels(image: np.ndarray, labels: np.ndarray, num_classes: int = 7,
-                   alpha: float = 0.5) -> np.ndarray:
+                   alpha: float = 0.5, colors: np.ndarray | None = None) -> np.ndarray:
     """Blend label colours over an (H, W, 3) uint8 RGB image; void pixels keep the image.
 
     Each channel is (1 - alpha) * image + alpha * colour rounded to nearest (ties to even),
     computed by cv2.addWeighted in SIMD (no float64 temporaries: 1 ms instead of 12 ms of
-    CPU at 640x480).
+    CPU at 640x480). `colors`: colorize_labels(labels, num_classes) when the caller already
+    has it (saves the look-up).
     """
     labels = np.ascontiguousarray(labels, np.uint8)
-    blended = cv2.addWeighted(image, 1.0 - alpha, colorize_labels(labels, num_classes), alpha, 0.0)
+    if colors is None:
+        colors = colorize_labels(labels, num_classes)
+    blended = cv2.addWeighted(image, 1.0 - alpha, colors, alpha, 0.0)
     unknown = (labels >= num_classes).view(np.uint8)
     cv2.copyTo(image, unknown, blended)  # void / out-of-range pixels keep the image
     return blended

@@ -589,11 +589,12 @@ class PerceptionNode(LifecycleNode):
             far = settings.max_depth_color or float(self._predictor.max_depth)
             out['depth_color'].publish(numpy_to_imgmsg(colorize_depth(depth, far), 'rgb8', header))
         label_colors = colorize_labels(labels, num_classes) \
-            if wanted & {'labels_color', 'points'} else None
+            if wanted & {'labels_color', 'overlay', 'points'} else None
         if 'labels_color' in wanted:
             out['labels_color'].publish(numpy_to_imgmsg(label_colors, 'rgb8', header))
         if 'overlay' in wanted:
-            overlay = overlay_labels(rgb, labels, num_classes, settings.overlay_alpha)
+            overlay = overlay_labels(rgb, labels, num_classes, settings.overlay_alpha,
+                                     colors=label_colors)
             out['overlay'].publish(numpy_to_imgmsg(overlay, 'rgb8', header))
         if 'points' in wanted:
             stride = settings.pointcloud_stride

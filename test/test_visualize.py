@@ -61,3 +61,5 @@ def test_overlay_blends_known_classes_and_keeps_void_pixels():
             expected = image[row, col]
         np.testing.assert_allclose(out[row, col], expected, atol=0, err_msg=f'{row},{col}')
     assert overlay_labels(image, labels, 7, 0.0).tolist() == image.tolist()
+    given = overlay_labels(image, labels, 7, alpha, colors=colorize_labels(labels, 7))
+    np.testing.assert_array_equal(given, out)
