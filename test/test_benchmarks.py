@@ -116,3 +116,13 @@ def test_node_benchmark_measures_overhead_and_transport():
     assert shipped['lost_fraction'] == pytest.approx(1 - shipped['received'] / 6, abs=1e-3)
     assert any(line.startswith('| shipped Fast DDS profile |')
                for line in render_node_markdown(node))
+
+
+def test_hot_path_command_refuses_zero_repeats_and_renders_a_table():
+    from benchmarks import hot_path
+
+    with pytest.raises(SystemExit) as exit_info:
+        hot_path.main(['--repeats', '0'])
+    assert exit_info.value.code == 2
+    table = hot_path.render_markdown({'overlay': 1.234, 'Predictor (torch)': 40.0})
+    assert table[-2:] == ['| overlay | 1.23 |', '| Predictor (torch) | 40.00 |']
