@@ -12,10 +12,12 @@ export PYTHONUNBUFFERED := 1
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-test.txt setup.py
+# requirements-bench.txt (transformers, for the peer networks) is installed too: the tests
+# run the benchmark code on tiny inputs.
+$(STAMP): requirements.txt requirements-test.txt requirements-bench.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-test.txt
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-test.txt -r requirements-bench.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -25,14 +27,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest test -q
 
-BENCH_STAMP := $(VENV)/.installed-bench
-
-$(BENCH_STAMP): $(STAMP) requirements-bench.txt
-	$(BIN)/python -m pip install -q -r requirements-bench.txt
-	touch $(BENCH_STAMP)
-
 # Writes docs/benchmarks.md and docs/benchmarks.json (several minutes on a 2-core CPU).
-bench: $(BENCH_STAMP)
+bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:

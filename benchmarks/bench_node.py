@@ -100,7 +100,7 @@ def _isolated_environment() -> Iterator[dict[str, str]]:
     the children's base environment); os.environ is restored afterwards. This process (the
     probe, which sends the camera frames of the overhead runs) uses the shipped Fast DDS
     profile: with Fast DDS defaults most 640x480 frames are lost on the way."""
-    changes = {'ROS_DOMAIN_ID': str(random.randint(101, 200)),
+    changes = {'ROS_DOMAIN_ID': str(random.randint(1, 232)),
                'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
     saved = {name: os.environ.get(name) for name in [*changes, 'FASTDDS_DEFAULT_PROFILES_FILE']}
     os.environ.update(changes)

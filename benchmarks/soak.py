@@ -170,7 +170,7 @@ def finish_camera(camera: subprocess.Popen) -> int:
 
 def isolated_environment() -> dict[str, str]:
     """A random ROS domain on localhost, the shipped Fast DDS profile, for us and children."""
-    os.environ['ROS_DOMAIN_ID'] = str(random.randint(101, 200))
+    os.environ['ROS_DOMAIN_ID'] = str(random.randint(1, 232))
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(fastdds_profile_path())
     return node_environment(dict(os.environ), fastdds_profile_path())

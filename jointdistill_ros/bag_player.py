@@ -145,5 +145,9 @@ def run_player(bag: str | Path, topics: list[str] | None, rate: float, publish_c
         raise
     finally:
         executor.shutdown()
+        # A spin thread still inside rclpy's C++ wait when the interpreter exits aborts the
+        # process ("terminate called without an active exception"): let it return first.
+        if spinner.is_alive():
+            spinner.join(timeout=10)
         node.destroy_node()
         rclpy.try_shutdown()

@@ -18,7 +18,7 @@ def ros_env(monkeypatch) -> dict[str, str]:
     Also applied to this process (monkeypatch), so rclpy inits in the test join the same
     domain. Returns the environment to hand to subprocesses.
     """
-    domain = str(random.randint(1, 100))
+    domain = str(random.randint(1, 232))
     venv = Path(sys.prefix)
     settings = {
         'ROS_DOMAIN_ID': domain,
