@@ -31,7 +31,7 @@ setup(
     extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={
         'console_scripts': [
-            'jointdistill = jointdistill_core.cli:main',
+            'jointdistill = jointdistill_ros.cli:main',
             'perception_node = jointdistill_ros.perception_node:main',
         ],
     },

@@ -18,6 +18,7 @@ from jointdistill_core.bags.reader import iter_camera_frames
 from jointdistill_core.bags.writer import BagWriter
 from jointdistill_core.cli import main
 from jointdistill_core.inference import Predictor
+from jointdistill_ros import cli as ros_cli
 from node_helpers import save_tiny_student
 
 FRAMES, HEIGHT, WIDTH, NUM_CLASSES = 6, 120, 160, 7
@@ -72,7 +73,7 @@ def test_live_eval_matches_direct_predictor_and_offline_replay(material, ros_env
     env = dict(ros_env, OMP_NUM_THREADS='1')
     env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)  # the command must set the shipped profile
     result = subprocess.run(
-        [sys.executable, '-m', 'jointdistill_core', 'bag', 'eval', '--bag', str(bag),
+        [sys.executable, '-m', 'jointdistill_ros', 'bag', 'eval', '--bag', str(bag),
          '--model', str(model), '--out', str(out), '--record', str(record)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -193,7 +194,8 @@ def test_eval_errors_are_one_clear_line(material, tmp_path, capsys):
     cases['truncated'] = (['--bag', str(truncated), '--outputs', str(outputs)], 'truncated')
     for name, (arguments, message) in cases.items():
         capsys.readouterr()
-        code = main(['bag', 'eval', '--out', str(tmp_path / name.replace(' ', '_'))] + arguments)
+        code = ros_cli.main(['bag', 'eval', '--out', str(tmp_path / name.replace(' ', '_'))]
+                            + arguments)
         error = capsys.readouterr().err.strip().splitlines()
         assert code == 2, name
         assert len(error) == 1 and message in error[0], (name, error)

@@ -16,6 +16,7 @@ from conftest import REPO_ROOT
 from jointdistill_core.bags.codec import header_stamp_ns
 from jointdistill_core.bags.reader import iter_raw
 from jointdistill_core.cli import main
+from jointdistill_ros import cli as ros_cli
 from node_helpers import FASTDDS_PROFILE, TestNode
 
 pytestmark = pytest.mark.ros
@@ -42,7 +43,7 @@ def test_play_preserves_bytes_stamps_order_and_timing(tmp_path, ros_env):
         probe.node.create_subscription(
             Clock, '/clock', lambda m: clock.append(m.clock.sec * 10**9 + m.clock.nanosec), qos)
         player = subprocess.Popen(
-            [sys.executable, '-m', 'jointdistill_core', 'bag', 'play', str(bag), '--clock',
+            [sys.executable, '-m', 'jointdistill_ros', 'bag', 'play', str(bag), '--clock',
              '--rate', str(PLAY_RATE), '--delay', '3', '--topics', '/camera/image_raw',
              '/camera/camera_info'],
             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -78,6 +79,6 @@ def test_play_missing_topic_is_a_clear_error(tmp_path, capsys):
     bag = tmp_path / 'bag'
     assert main(['bag', 'make', '--out', str(bag), '--frames', '1', '--size', '16x16']) == 0
     capsys.readouterr()
-    assert main(['bag', 'play', str(bag), '--topics', '/front/image']) == 2
+    assert ros_cli.main(['bag', 'play', str(bag), '--topics', '/front/image']) == 2
     error = capsys.readouterr().err
     assert 'no topic /front/image' in error and '/camera/image_raw' in error

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT
-from jointdistill_core.cli import main
+from jointdistill_ros.cli import main
 from jointdistill_ros.demo import bag_is_reusable
 from node_helpers import save_tiny_student
 
@@ -22,7 +22,7 @@ SUMMARY_ROWS = ('mIoU', 'pixel accuracy', 'abs rel', 'RMSE', 'delta1', 'latency 
 def test_demo_end_to_end_on_a_tiny_bag(tmp_path, ros_env):
     model = save_tiny_student(tmp_path / 'student', (64, 96))
     out = tmp_path / 'demo'
-    command = [sys.executable, '-m', 'jointdistill_core', 'demo', '--out', str(out),
+    command = [sys.executable, '-m', 'jointdistill_ros', 'demo', '--out', str(out),
                '--frames', '6', '--size', '120x160', '--rate', '15', '--model', str(model)]
     env = dict(ros_env, OMP_NUM_THREADS='1')
     env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)

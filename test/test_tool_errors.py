@@ -1,11 +1,14 @@
 """Bad input to every `jointdistill` subcommand: one clear line, exit code 2, nothing touched.
 
-Table-driven over the real CLI (`jointdistill_core.cli.main`, in this process: none of these
-cases gets as far as starting ROS). Each case names the text its error line must contain (the
-file, key, topic or option at fault) and the paths that must come out byte-for-byte unchanged.
+Table-driven over the real CLI, in this process (none of these cases gets as far as starting
+ROS): the ROS-free core (`jointdistill_core.cli.main`), and the full command
+(`jointdistill_ros.cli.main`) for the cases of the subcommands that run ROS. Each case names the
+text its error line must contain (the file, key, topic or option at fault) and the paths that
+must come out byte-for-byte unchanged.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import pickle
@@ -16,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jointdistill_core.cli import main
+from jointdistill_core.cli import main, subcommands
+from jointdistill_ros import cli as ros_cli
 from node_helpers import save_tiny_student
 
 
@@ -26,6 +30,7 @@ class Case:
     argv: list[str]          # '{root}' is replaced by the fixture folder
     expected: str            # must appear in the error line ('{root}' replaced too)
     unchanged: tuple[str, ...] = field(default=())  # paths under root that must not change
+    needs_ros: bool = False  # a subcommand of the full command only (jointdistill_ros.cli)
 
 
 def tree_digest(path: Path) -> dict[str, str]:
@@ -132,9 +137,9 @@ CASES = [
     Case('bag info bad metadata', ['bag', 'info', '{root}/bag_metadata'],
          'cannot open bag {root}/bag_metadata: Could not load YAML'),
     Case('bag play truncated', ['bag', 'play', '{root}/bag_truncated'],
-         'cannot open bag {root}/bag_truncated'),
+         'cannot open bag {root}/bag_truncated', needs_ros=True),
     Case('bag play missing topic', ['bag', 'play', '{root}/bag', '--topics', '/nope'],
-         'bag {root}/bag has no topic /nope'),
+         'bag {root}/bag has no topic /nope', needs_ros=True),
     Case('bag eval corrupted input', ['bag', 'eval', '--bag', '{root}/bag_garbage', '--outputs',
          '{root}/bag', '--out', '{root}/new_report'], 'cannot open bag {root}/bag_garbage'),
     Case('bag eval missing output topics', ['bag', 'eval', '--bag', '{root}/bag', '--outputs',
@@ -146,7 +151,10 @@ CASES = [
          '{root}/report already holds a report; pass --force', ('report',)),
     Case('bag eval live, no model', ['bag', 'eval', '--bag', '{root}/bag', '--model',
          '{root}/none.safetensors', '--out', '{root}/new_report'],
-         'model {root}/none.safetensors does not exist'),
+         'model {root}/none.safetensors does not exist', needs_ros=True),
+    Case('bag eval live in the ROS-free CLI', ['bag', 'eval', '--bag', '{root}/bag', '--model',
+         '{root}/student.safetensors', '--out', '{root}/new_report'],
+         'live evaluation (--model) runs the ROS perception node'),
     # train
     Case('train unknown key', ['train', '--config', '{root}/unknown_key.yaml'],
          '{root}/unknown_key.yaml: unknown key(s): bogus_key'),
@@ -196,14 +204,15 @@ CASES = [
          'config file not found: {root}/none.yaml'),
     # demo
     Case('demo missing model', ['demo', '--out', '{root}/demo', '--model',
-         '{root}/none.safetensors'], 'model {root}/none.safetensors not found'),
-    Case('demo bad size', ['demo', '--out', '{root}/demo', '--size', 'big'], 'argument --size'),
+         '{root}/none.safetensors'], 'model {root}/none.safetensors not found', needs_ros=True),
+    Case('demo bad size', ['demo', '--out', '{root}/demo', '--size', 'big'], 'argument --size',
+         needs_ros=True),
 ]
 
 
-def run_cli(argv: list[str]) -> int:
+def run_cli(case: Case, argv: list[str]) -> int:
     try:
-        return main(argv)
+        return ros_cli.main(argv) if case.needs_ros else main(argv)
     except SystemExit as exit_:  # argparse errors
         return exit_.code
 
@@ -213,7 +222,7 @@ def test_bad_input_gives_one_clear_line_and_changes_nothing(case, root, capsys):
     argv = [part.replace('{root}', str(root)) for part in case.argv]
     before = {path: tree_digest(root / path) for path in case.unchanged}
     capsys.readouterr()
-    code = run_cli(argv)
+    code = run_cli(case, argv)
     stderr = capsys.readouterr().err
     assert code == 2, (code, stderr)
     assert 'Traceback' not in stderr, stderr
@@ -229,9 +238,18 @@ def test_bad_input_gives_one_clear_line_and_changes_nothing(case, root, capsys):
     assert not (root / 'MARKER').exists(), 'code from a pickle ran'
 
 
-def test_every_subcommand_has_a_case():
-    from jointdistill_core.cli import SUBCOMMAND_MODULES
-    covered = {case.argv[0] for case in CASES}
-    verbs = {tuple(case.argv[:2]) for case in CASES if case.argv[0] in ('data', 'bag')}
-    assert set(SUBCOMMAND_MODULES) <= covered, set(SUBCOMMAND_MODULES) - covered
-    assert {('bag', verb) for verb in ('make', 'from-dataset', 'info', 'play', 'eval')} <= verbs
+def command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> set[tuple]:
+    """Every runnable command line prefix of `parser`, e.g. ('train',) and ('bag', 'play')."""
+    try:
+        choices = subcommands(parser).choices
+    except ValueError:  # a leaf: no subcommands below
+        return {prefix}
+    return {path for name, sub in choices.items() for path in command_paths(sub, prefix + (name,))}
+
+
+def test_every_subcommand_of_the_full_command_has_a_case():
+    paths = command_paths(ros_cli.build_parser())
+    assert {('demo',), ('bag', 'play'), ('bag', 'eval'), ('train',)} <= paths  # the walk works
+    covered = {path for path in paths for case in CASES if tuple(case.argv[:len(path)]) == path}
+    assert paths == covered, sorted(paths - covered)
+

@@ -1,5 +1,10 @@
-"""The `jointdistill` command. Each subcommand lives in its own module of this package and
-exposes `register(subparsers)`; adding a subcommand is one module plus one line below."""
+"""The ROS-free subcommands of the `jointdistill` command (`python -m jointdistill_core`, e.g. on
+a training box without ROS). Each subcommand lives in its own module of this package and exposes
+`register(subparsers)`; adding a subcommand is one module plus one line below.
+
+The full command, with the subcommands that run ROS (`bag play`, live `bag eval`, `demo`), is
+`jointdistill_ros.cli`: it extends `build_parser()` and runs it through `main()`.
+"""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +22,6 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 SUBCOMMAND_MODULES = [
     'data',
     'bag',
-    'demo',
     'train',
     'evaluate',
     'export',
@@ -41,9 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """The action holding `parser`'s subcommands (or verbs), to add or look up sub-parsers."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise ValueError(f'parser {parser.prog!r} has no subcommands')
+
+
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run one command line through `parser` (default: the ROS-free `build_parser()`)."""
+    args = (parser or build_parser()).parse_args(argv)
     try:
         result = args.handler(args)
     except CliError as error:

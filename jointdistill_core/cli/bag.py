@@ -1,7 +1,8 @@
-"""`jointdistill bag make|from-dataset|info|play|eval`: camera bags for replay and evaluation.
+"""`jointdistill bag VERB`: camera bags for replay and evaluation.
 
-`play` and `eval` need rclpy: their handlers import jointdistill_ros inside the function so
-that jointdistill_core itself never imports ROS.
+The ROS-free verbs: make, from-dataset, info and eval. `eval --outputs` (offline) runs here;
+`eval --model` (live) starts the perception node through the `live_eval` hook, which the full
+command (jointdistill_ros.cli, which also adds `play`) sets and this ROS-free CLI leaves None.
 """
 from __future__ import annotations
 
@@ -109,45 +110,41 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _play(args: argparse.Namespace) -> int:
-    from jointdistill_ros.bag_player import run_player
-    try:
-        stats = run_player(args.bag, args.topics, args.rate, args.clock, args.loop, args.delay)
-    except BagError as error:
-        raise CliError(str(error)) from None
-    total = sum(stats.published.values())
-    print(f'published {total} messages in {stats.wall_s:.1f} s ({stats.loops} pass(es))')
-    return 0
+LIVE_EVAL_NEEDS_ROS = (
+    'live evaluation (--model) runs the ROS perception node: use the full jointdistill command '
+    'of jointdistill_ros (`jointdistill` or `python -m jointdistill_ros`); this ROS-free CLI '
+    'evaluates recorded outputs only (--outputs)')
 
 
 def _eval(args: argparse.Namespace) -> int:
-    if (args.model is None) == (args.outputs is None):
+    live = args.model is not None
+    if live == (args.outputs is not None):
         raise CliError('give exactly one of --model (live: run the node) or --outputs '
                        '(offline: a bag of recorded node outputs)')
+    if live and args.live_eval is None:
+        raise CliError(LIVE_EVAL_NEEDS_ROS)
+    if not live and args.record is not None:
+        raise CliError('--record applies to live evaluation only (--model)')
     outputs = OutputTopics(args.depth_topic, args.labels_topic)
+    from jointdistill_core.bags.evaluation import format_summary, run_offline_eval
     try:
-        if args.model is not None:
-            from jointdistill_ros.bag_eval import run_live_eval
-            report = run_live_eval(args.bag, args.model, args.out, rate=args.rate,
-                                   topics=camera_topics(args), output_topics=outputs,
-                                   record=args.record, device=args.device,
-                                   num_classes=args.num_classes, force=args.force)
+        if live:
+            report = args.live_eval(args.bag, args.model, args.out, rate=args.rate,
+                                    topics=camera_topics(args), output_topics=outputs,
+                                    record=args.record, device=args.device,
+                                    num_classes=args.num_classes, force=args.force)
         else:
-            if args.record is not None:
-                raise CliError('--record applies to live evaluation only (--model)')
-            from jointdistill_core.bags.evaluation import run_offline_eval
             report = run_offline_eval(args.bag, args.outputs, args.out, camera_topics(args),
                                       outputs, num_classes=args.num_classes, force=args.force)
     except BagError as error:
         raise CliError(str(error)) from None
-    from jointdistill_core.bags.evaluation import format_summary
     print(format_summary(report))
     print(f'report: {Path(args.out) / "report.md"}')
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    bag = subparsers.add_parser('bag', help='make, play and evaluate rosbag2 camera bags',
+    bag = subparsers.add_parser('bag', help='make, inspect and evaluate rosbag2 camera bags',
                                 description=__doc__.split('\n')[0])
     verbs = bag.add_subparsers(dest='bag_command', metavar='VERB', required=True)
 
@@ -180,17 +177,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument('bag', type=Path)
     info.set_defaults(handler=_info)
 
-    play = verbs.add_parser('play', help='publish a bag in rclpy with original stamps and timing')
-    play.add_argument('bag', type=Path)
-    play.add_argument('--rate', type=positive_float, default=1.0, help='speed factor')
-    play.add_argument('--loop', action='store_true', help='replay until Ctrl-C')
-    play.add_argument('--topics', nargs='+', default=None, type=topic_name,
-                      help='only these topics')
-    play.add_argument('--clock', action='store_true', help='publish /clock from the bag time')
-    play.add_argument('--delay', type=float, default=0.0,
-                      help='seconds to wait before the first message (lets subscribers connect)')
-    play.set_defaults(handler=_play)
-
     evaluate = verbs.add_parser('eval', help='metrics, latency and figures of the perception node '
                                              'on a bag (live) or on recorded outputs (offline)')
     evaluate.add_argument('--bag', required=True, type=Path,
@@ -214,4 +200,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument('--labels-topic', default=defaults.labels, type=topic_name,
                           help="the node's label output")
     add_camera_topic_options(evaluate)
-    evaluate.set_defaults(handler=_eval)
+    evaluate.set_defaults(handler=_eval, live_eval=None)

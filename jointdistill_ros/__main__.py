@@ -1,0 +1,5 @@
+import sys
+
+from jointdistill_ros.cli import main
+
+sys.exit(main())
