@@ -87,7 +87,7 @@ class CrossProcessBatchNorm2d(nn.BatchNorm2d):
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(x)
         channels, input_dtype = x.shape[1], x.dtype
-        x = x.float()  # statistics in float32 also under autocast
+        x = x.to(torch.promote_types(x.dtype, torch.float32))  # float16 under autocast
         count = torch.full((1,), x.numel() / channels, dtype=x.dtype, device=x.device)
         sums = all_reduce(torch.cat([x.sum(dim=(0, 2, 3)), count]))
         total = sums[-1]
@@ -118,10 +118,13 @@ def synchronize_batch_norm(module: nn.Module, device: torch.device) -> nn.Module
     Returns `module` (changed in place; the state_dict keys are unchanged)."""
     for name, child in module.named_children():
         if type(child) is nn.BatchNorm2d:
-            replacement = CrossProcessBatchNorm2d(child.num_features, child.eps, child.momentum,
-                                                  child.affine, child.track_running_stats)
+            like = next(iter(child.parameters()), None)
+            like = like if like is not None else next(iter(child.buffers()), None)
+            replacement = CrossProcessBatchNorm2d(
+                child.num_features, child.eps, child.momentum, child.affine,
+                child.track_running_stats, device=like.device if like is not None else device,
+                dtype=like.dtype if like is not None else None)
             replacement.load_state_dict(child.state_dict())
-            replacement.to(child.weight.device if child.affine else device)
             setattr(module, name, replacement)
         else:
             synchronize_batch_norm(child, device)
