@@ -532,14 +532,43 @@ def test_kd_terms_without_fusion_use_teacher_predictions_and_omega():
     assert terms['kd/depth'].item() == pytest.approx(2.0 * 0.5 * abs(1.0 - 3.0))
 
 
+def test_silog_depth_distillation_by_hand():
+    # student depths (1, 4) m against teacher depths (2, 2) m: log differences
+    # d = (-ln 2, ln 2), mean(d^2) = ln^2 2, mean(d) = 0, so silog = ln^2 2 for any lambda;
+    # student (1, 1) against (2, 2): d = (-ln 2, -ln 2), silog = ln^2 2 (1 - 0.25) at 0.25.
+    teacher_outs = {'seg': ModelOutput(seg_logits=torch.zeros(1, 2, 1, 2)),
+                    'depth': ModelOutput(depth=torch.full((1, 1, 1, 2), 2.0))}
+    for student_depth, expected in (((1.0, 4.0), LN2 ** 2), ((1.0, 1.0), 0.75 * LN2 ** 2)):
+        student_out = ModelOutput(seg_logits=torch.zeros(1, 2, 1, 2),
+                                  depth=torch.tensor(student_depth).reshape(1, 1, 1, 2))
+        method = build_method('jointdistill', {'fusion': False, 'trajectory': False,
+                                               'adaptive_weights': False,
+                                               'depth_kd_loss': 'silog',
+                                               'silog_variance_weight': 0.25,
+                                               'seg_weight': 0.0, 'depth_weight': 0.0},
+                              FixedOutputNet(student_out), 2, MAX_DEPTH)
+        terms = method.losses({}, student_out, teacher_outs)
+        assert terms['kd/depth'].item() == pytest.approx(expected, rel=1e-6)
+
+
+def fusion_teacher_outputs() -> dict[str, ModelOutput]:
+    """Teachers on a 1x2 image: seg logits (2 ln 3, 0) per pixel, depth 6 m."""
+    logits = torch.zeros(1, 2, 1, 2)
+    logits[:, 0] = 2 * LN3
+    return {'seg': ModelOutput(seg_logits=logits, features={'dec_seg': torch.rand(1, 3, 1, 2)}),
+            'depth': ModelOutput(depth=torch.full((1, 1, 1, 2), 6.0),
+                                 features={'dec_depth': torch.rand(1, 5, 1, 1)})}
+
+
 def test_fusion_connector_terms_by_hand_and_gradient_routing():
+    """The plain connector (the paper's form): heads predict from the features alone."""
     seg_logits = torch.zeros(1, 2, 1, 2, requires_grad=True)
     depth = torch.full((1, 1, 1, 2), 4.0, requires_grad=True)
     student_out = ModelOutput(seg_logits=seg_logits, depth=depth)
-    teacher_outs = {'seg': ModelOutput(features={'dec_seg': torch.rand(1, 3, 1, 2)}),
-                    'depth': ModelOutput(features={'dec_depth': torch.rand(1, 5, 1, 1)})}
+    teacher_outs = fusion_teacher_outputs()
     method = build_method('jointdistill', {'trajectory': False, 'adaptive_weights': False,
-                                           'connector_channels': 4},
+                                           'connector_channels': 4,
+                                           'connector_residual': False},
                           FixedOutputNet(student_out), 2, MAX_DEPTH)
     method.setup({'image': torch.zeros(1, 3, 2, 2)}, {},
                  {task: FixedOutputNet(out) for task, out in teacher_outs.items()})
@@ -568,6 +597,37 @@ def test_fusion_connector_terms_by_hand_and_gradient_routing():
     (terms['connector/seg'] + terms['connector/depth']).backward()
     assert seg_logits.grad is None and depth.grad is None
     assert method.connector.seg_head.bias.grad.abs().sum() > 0
+
+
+def test_residual_fusion_connector_starts_at_the_teachers_and_learns_a_correction():
+    seg_logits = torch.zeros(1, 2, 1, 2, requires_grad=True)
+    depth = torch.full((1, 1, 1, 2), 4.0, requires_grad=True)
+    student_out = ModelOutput(seg_logits=seg_logits, depth=depth)
+    teacher_outs = fusion_teacher_outputs()
+    method = build_method('jointdistill', {'trajectory': False, 'adaptive_weights': False,
+                                           'connector_channels': 4},
+                          FixedOutputNet(student_out), 2, MAX_DEPTH)
+    method.setup({'image': torch.zeros(1, 3, 2, 2)}, {},
+                 {task: FixedOutputNet(out) for task, out in teacher_outs.items()})
+    batch = {'labels': torch.tensor([[[1, 1]]]), 'depth': torch.full((1, 1, 1, 2), 12.0)}
+    terms = method.losses(batch, student_out, teacher_outs)
+    # At step 0 the fused targets are the teachers' own: logits (2 ln 3, 0), depth 6 m.
+    assert terms['kd/seg'].item() == pytest.approx(KL_BY_HAND, rel=1e-6)
+    assert terms['kd/depth'].item() == pytest.approx(abs(4.0 - 6.0))
+    # label 1 under (2 ln 3, 0) -> p = 1/10 -> ln 10; depth |6 - 12| = 6.
+    assert terms['connector/seg'].item() == pytest.approx(math.log(10.0), rel=1e-6)
+    assert terms['connector/depth'].item() == pytest.approx(6.0)
+    # The connector's terms train the zero-initialised heads.
+    (terms['connector/seg'] + terms['connector/depth']).backward()
+    assert method.connector.seg_head.bias.grad.abs().sum() > 0
+    assert method.connector.depth_head.bias.grad.abs().sum() > 0
+    # A depth-head bias of ln 3 triples the teacher's 6 m to 18 m; ln 4 gives 24 m, capped
+    # at max_depth = 20 m.
+    for log_factor, fused_depth in ((math.log(3.0), 18.0), (math.log(4.0), MAX_DEPTH)):
+        with torch.no_grad():
+            method.connector.depth_head.bias.fill_(log_factor)
+        terms = method.losses(batch, student_out, teacher_outs)
+        assert terms['kd/depth'].item() == pytest.approx(fused_depth - 4.0, rel=1e-6)
 
 
 def test_jointdistill_state_round_trips_for_resume():

@@ -3,11 +3,16 @@
 
 1. Fusion connector (`fusion`): the two teachers' last decoder features, resized to the finer
    of the two sizes and concatenated, go through Conv3x3, Conv3x3, BN, ReLU and per-task 1x1
-   heads to fused predictions p_seg^F (logits) and p_depth^F = max_depth * sigmoid(.). The
-   connector is trained on the labels (its own terms 'connector/seg', 'connector/depth'; the
+   heads h_seg, h_depth. With `connector_residual` (the default) the heads correct the
+   teachers' own predictions and start at zero, so the fused targets equal the teachers' at
+   step 0: p_seg^F = z_T + h_seg, p_depth^F = min(d_T * exp(h_depth), max_depth) (h resized
+   to the teachers' output size). Without it (the paper's plain form) p_seg^F = h_seg and
+   p_depth^F = max_depth * sigmoid(h_depth), which start random. The connector is trained on
+   the labels (its own terms 'connector/seg', 'connector/depth'; the
    teacher features carry no gradient, so these terms train only the connector). The student
    distils from the fused predictions, which carry no gradient back into the connector:
-   L_kd = omega_seg T^2 KL(softmax(p_seg^F/T) || softmax(z_S/T)) + omega_depth L1(d_S, p_depth^F).
+   L_kd = omega_seg T^2 KL(softmax(p_seg^F/T) || softmax(z_S/T)) + omega_depth D(d_S, p_depth^F),
+   D = L1 in metres (`depth_kd_loss` l1) or the scale-invariant log loss (silog).
    With `fusion` off the targets are the teachers' own predictions.
 2. Self-adaptive teacher weights (`adaptive_weights`): every K steps the student is evaluated
    on the held-aside validation batch (eval mode, no gradient); the teachers once, in setup().
@@ -44,7 +49,8 @@ from jointdistill_core.data.sample import IGNORE_INDEX
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (attention_map, kl_with_temperature,
                                               masked_cross_entropy, masked_l1, module_device,
-                                              probe_teacher_channels, resize_to, seeded_init,
+                                              probe_teacher_channels, resize_to,
+                                              scale_invariant_log_loss, seeded_init,
                                               task_loss_terms, valid_depth_mask)
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
@@ -59,9 +65,12 @@ class JointDistillParams(TaskWeights):
     """See the module docstring for the formulas.
 
     fusion / adaptive_weights / trajectory: switch each part on or off.
-    lambda_kd: weight of L_kd; temperature: T of the segmentation KL.
+    lambda_kd: weight of L_kd; temperature: T of the segmentation KL; depth_kd_loss: D_depth,
+      'l1' (metres) or 'silog' (Eigen's scale-invariant log loss with
+      silog_variance_weight, as in `amalgamation`).
     connector_channels: width of the fusion connector; connector_weight: weight of its own
-      supervised loss on the labels.
+      supervised loss on the labels; connector_residual: heads correct the teachers'
+      predictions (zero-initialised) instead of predicting from scratch.
     eval_every: K, steps between validation evaluations.
     alpha, beta, direction: the adaptive-weight update (direction 'follow_ability' gives more
       weight to the task the student already learns well, 'favor_weaker' to the other).
@@ -73,8 +82,11 @@ class JointDistillParams(TaskWeights):
     trajectory: bool = True
     lambda_kd: float = 1.0
     temperature: float = 2.0
+    depth_kd_loss: Literal['l1', 'silog'] = 'l1'
+    silog_variance_weight: float = 0.5
     connector_channels: int = 64
     connector_weight: float = 1.0
+    connector_residual: bool = True
     eval_every: int = 50
     alpha: float = 1.0
     beta: float = 0.3
@@ -93,6 +105,9 @@ class JointDistillParams(TaskWeights):
         for name in ('connector_channels', 'eval_every', 'probe_size', 'topk', 'buffer_size'):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+        if not 0 <= self.silog_variance_weight <= 1:
+            raise ValueError('silog_variance_weight must be in [0, 1], got '
+                             f'{self.silog_variance_weight}')
         if self.temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {self.temperature}')
         if not 0 < self.beta <= 1 / len(TASKS):
@@ -143,25 +158,40 @@ def updated_weights(omega: torch.Tensor, ability: torch.Tensor, alpha: float, be
 
 
 class FusionConnector(nn.Module):
-    """Teachers' decoder features -> fused seg logits (N, C, h, w) and depth (N, 1, h, w) m."""
+    """Teachers' decoder features -> fused seg logits (N, C, h, w) and depth (N, 1, h, w) m.
+
+    residual: the heads (zero-initialised) correct the teachers' predictions (teacher_logits
+    (N, C, H, W), teacher_depth (N, 1, H, W) metres); otherwise the heads predict from the
+    features alone and the teachers' predictions are ignored."""
 
     def __init__(self, seg_channels: int, depth_channels: int, width: int, num_classes: int,
-                 max_depth: float):
+                 max_depth: float, residual: bool):
         super().__init__()
         self.max_depth = max_depth
+        self.residual = residual
         self.trunk = nn.Sequential(
             nn.Conv2d(seg_channels + depth_channels, width, 3, padding=1),
             nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         self.seg_head = nn.Conv2d(width, num_classes, 1)
         self.depth_head = nn.Conv2d(width, 1, 1)
+        if residual:
+            for head in (self.seg_head, self.depth_head):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
 
-    def forward(self, seg_features: torch.Tensor,
-                depth_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, seg_features: torch.Tensor, depth_features: torch.Tensor,
+                teacher_logits: torch.Tensor,
+                teacher_depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         size = max(seg_features.shape[-2:], depth_features.shape[-2:],
                    key=lambda hw: hw[0] * hw[1])
         fused = self.trunk(torch.cat([resize_to(seg_features, size),
                                       resize_to(depth_features, size)], dim=1))
-        return self.seg_head(fused), self.max_depth * torch.sigmoid(self.depth_head(fused))
+        seg, depth = self.seg_head(fused), self.depth_head(fused)
+        if not self.residual:
+            return seg, self.max_depth * torch.sigmoid(depth)
+        seg = teacher_logits + resize_to(seg, teacher_logits.shape[-2:])
+        depth = teacher_depth * torch.exp(resize_to(depth, teacher_depth.shape[-2:]))
+        return seg, depth.clamp(max=self.max_depth)
 
 
 class JointDistill(DistillMethod):
@@ -207,7 +237,8 @@ class JointDistill(DistillMethod):
                                        ['dec_depth'])['dec_depth']
         with seeded_init(5):
             self.connector = FusionConnector(seg, depth, self.params.connector_channels,
-                                             self.num_classes, self.max_depth).to(device)
+                                             self.num_classes, self.max_depth,
+                                             self.params.connector_residual).to(device)
 
     @torch.no_grad()
     def _store_validation(self, val_batch: dict, teachers: dict[str, nn.Module],
@@ -249,11 +280,17 @@ class JointDistill(DistillMethod):
             terms['kd/seg'] = params.lambda_kd * omega[0] * kl_with_temperature(
                 student_out.seg_logits, seg_target, params.temperature)
             depth_target = resize_to(depth_target, student_out.depth.shape[-2:])
-            terms['kd/depth'] = params.lambda_kd * omega[1] * masked_l1(student_out.depth,
-                                                                        depth_target)
+            terms['kd/depth'] = params.lambda_kd * omega[1] * self.depth_distance(
+                student_out.depth, depth_target)
         if params.trajectory and params.lambda_traj:
             terms['traj'] = params.lambda_traj * self.trajectory_loss()
         return terms
+
+    def depth_distance(self, student_depth: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """D_depth of L_kd: L1 in metres or the scale-invariant log loss (log metres)."""
+        if self.params.depth_kd_loss == 'l1':
+            return masked_l1(student_depth, target)
+        return scale_invariant_log_loss(student_depth, target, self.params.silog_variance_weight)
 
     def _distillation_targets(self, batch: dict, teacher_outs: dict[str, ModelOutput],
                               terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,9 +298,10 @@ class JointDistill(DistillMethod):
         fusion on, also adds the connector's own supervised terms to `terms`."""
         if not self.params.fusion:
             return teacher_outs['seg'].seg_logits.detach(), teacher_outs['depth'].depth.detach()
-        seg_features = teacher_outs['seg'].features['dec_seg'].detach()
-        depth_features = teacher_outs['depth'].features['dec_depth'].detach()
-        fused_seg, fused_depth = self.connector(seg_features, depth_features)
+        seg_out, depth_out = teacher_outs['seg'], teacher_outs['depth']
+        fused_seg, fused_depth = self.connector(
+            seg_out.features['dec_seg'].detach(), depth_out.features['dec_depth'].detach(),
+            seg_out.seg_logits.detach(), depth_out.depth.detach())
         weight = self.params.connector_weight
         if weight:
             terms['connector/seg'] = weight * masked_cross_entropy(fused_seg, batch['labels'])
