@@ -523,6 +523,7 @@ def test_kd_terms_without_fusion_use_teacher_predictions_and_omega():
                     'depth': ModelOutput(depth=torch.full((1, 1, 1, 1), 3.0))}
     method = build_method('jointdistill', {'fusion': False, 'trajectory': False,
                                            'adaptive_weights': False, 'lambda_kd': 2.0,
+                                           'temperature': 2.0,
                                            'seg_weight': 0.0, 'depth_weight': 0.0},
                           FixedOutputNet(student_out), 2, MAX_DEPTH)
     method.omega.copy_(torch.tensor([1.5, 0.5]))
@@ -567,7 +568,7 @@ def test_fusion_connector_terms_by_hand_and_gradient_routing():
     student_out = ModelOutput(seg_logits=seg_logits, depth=depth)
     teacher_outs = fusion_teacher_outputs()
     method = build_method('jointdistill', {'trajectory': False, 'adaptive_weights': False,
-                                           'connector_channels': 4,
+                                           'connector_channels': 4, 'temperature': 2.0,
                                            'connector_residual': False},
                           FixedOutputNet(student_out), 2, MAX_DEPTH)
     method.setup({'image': torch.zeros(1, 3, 2, 2)}, {},
@@ -605,7 +606,7 @@ def test_residual_fusion_connector_starts_at_the_teachers_and_learns_a_correctio
     student_out = ModelOutput(seg_logits=seg_logits, depth=depth)
     teacher_outs = fusion_teacher_outputs()
     method = build_method('jointdistill', {'trajectory': False, 'adaptive_weights': False,
-                                           'connector_channels': 4},
+                                           'connector_channels': 4, 'temperature': 2.0},
                           FixedOutputNet(student_out), 2, MAX_DEPTH)
     method.setup({'image': torch.zeros(1, 3, 2, 2)}, {},
                  {task: FixedOutputNet(out) for task, out in teacher_outs.items()})

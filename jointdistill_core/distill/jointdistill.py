@@ -81,7 +81,7 @@ class JointDistillParams(TaskWeights):
     adaptive_weights: bool = True
     trajectory: bool = True
     lambda_kd: float = 1.0
-    temperature: float = 2.0
+    temperature: float = 1.0
     depth_kd_loss: Literal['l1', 'silog'] = 'l1'
     silog_variance_weight: float = 0.5
     connector_channels: int = 64
@@ -91,7 +91,7 @@ class JointDistillParams(TaskWeights):
     alpha: float = 1.0
     beta: float = 0.3
     direction: Literal['follow_ability', 'favor_weaker'] = 'follow_ability'
-    lambda_traj: float = 1.0
+    lambda_traj: float = 0.1
     trajectory_layers: list[str] = field(default_factory=lambda: ['enc_mid', 'enc'])
     probe_size: int = 4
     topk: int = 64
