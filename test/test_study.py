@@ -77,6 +77,8 @@ def tiny_study(tmp_path):
                                            'connector_channels': 8}}})
     teacher = {'steps': 6, 'batch_size': 2, 'val_every': 3,
                'set': ['optim.lr=0.01']}  # enough for a non-zero teacher mIoU
+    notes = tmp_path / 'notes.md'
+    notes.write_text('Tried `temperature` 1 and 2 on the fixture.\n')
     study = write_yaml(tmp_path / 'study.yaml', {
         'name': 'tiny cityscapes',
         'data': {'spec': 'synthetic', 'size': f'{H}x{W}', 'train_split': 'train',
@@ -92,6 +94,7 @@ def tiny_study(tmp_path):
              'set': ['method.params.fusion=false']}],
         'evaluation': {'checkpoint': 'last', 'batch_size': 4, 'latency_repeats': 2,
                        'qualitative_frames': 2},
+        'notes': str(notes),
     })
     return {'study': study, 'data': f'cityscapes:{data}', 'out': tmp_path / 'out',
             'results': tmp_path / 'docs'}
@@ -155,6 +158,8 @@ def test_study_on_mtan_fixture_writes_consistent_results_and_skips_finished_runs
 
     page = (results_dir / 'results.md').read_text()
     assert page.index('## The finding') < page.index('## Students')
+    notes_at = page.index('## Investigation notes\n\nTried `temperature` 1 and 2 on the fixture.')
+    assert page.index('## The finding') < notes_at < page.index('## Setup')
     assert f'**Winner: `{winner}`**' in page
     for name in ('mtl', 'jointdistill'):
         row_sign = f'{report["variants"][name]["mean"]["delta_m"]:+.2f}'
@@ -222,6 +227,8 @@ def test_bad_study_configs_name_the_key(tmp_path):
         load_study_config(path, ['variants=[{name: mtl, config: a}, {name: mtl, config: b}]'])
     with pytest.raises(ConfigError, match='data.size.*multiples of 32'):
         load_study_config(path, ['data.size=100x200'])
+    with pytest.raises(ConfigError, match='notes: no such file: missing.md'):
+        load_study_config(path, ['notes=missing.md'])
     with pytest.raises(ConfigError, match='--only: unknown variant.*xdistil'):
         select_variants(load_study_config(path), ['xdistil'])
     assert main(['study', '--config', str(path), '--only', 'nope', '--no-progress']) == 2

@@ -89,7 +89,9 @@ class EvaluationConfig:
 class StudyConfig:
     """`out`: folder of all runs (OUT/teachers/<task>/, OUT/runs/<variant>/seed<k>/).
     `results_dir` / `results_name`: RESULTS_DIR/RESULTS_NAME.{md,json} and
-    RESULTS_DIR/figures/RESULTS_NAME_*.png."""
+    RESULTS_DIR/figures/RESULTS_NAME_*.png. `notes`: a Markdown file (path relative to the
+    working directory) shown on the page under "Investigation notes", after the finding:
+    what was tried beyond the table (tuning runs, their commands and numbers)."""
     name: str = 'study'
     data: StudyDataConfig = field(default_factory=StudyDataConfig)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -100,6 +102,7 @@ class StudyConfig:
     out: str = 'runs/study'
     results_dir: str = 'docs'
     results_name: str = 'results'
+    notes: str | None = None
 
 
 def validate(config: StudyConfig, source: str) -> StudyConfig:
@@ -113,6 +116,8 @@ def validate(config: StudyConfig, source: str) -> StudyConfig:
         fail('seeds', f'repeats a seed: {config.seeds}')
     if not config.variants:
         fail('variants', 'needs at least one variant')
+    if config.notes is not None and not Path(config.notes).is_file():
+        fail('notes', f'no such file: {config.notes}')
     names = [variant.name for variant in config.variants]
     for index, variant in enumerate(config.variants):
         if not variant.name or not variant.name.replace('_', '').replace('-', '').isalnum():

@@ -85,6 +85,7 @@ def build_report(config: StudyConfig, teachers: dict[str, dict], runs: dict[str,
     return {'setup': _setup(config, seeds, command), 'sign': 'negative delta_m = better than '
             'the single-task teachers', 'teachers': teacher_rows, 'variants': summary,
             'finding': finding(summary), 'figures': figures,
+            'notes': Path(config.notes).read_text() if config.notes else None,
             'weight_trajectories': {config.evaluation.trajectory_variant: trajectories},
             'latency_device': next(iter(measured.values()))['device']}
 
