@@ -181,6 +181,26 @@ def test_study_on_mtan_fixture_writes_consistent_results_and_skips_finished_runs
     assert [path.stat().st_mtime_ns for path in watched] == stamps
 
 
+def test_parallel_jobs_train_the_same_runs_as_one_at_a_time(tiny_study, tmp_path, capsys):
+    """--jobs 2: teachers side by side, then students, each in a worker process with one
+    torch thread; training is deterministic on CPU, so every tested metric is identical."""
+    assert run_study_cli(tiny_study) == 0
+    parallel_out = tmp_path / 'parallel'
+    capsys.readouterr()
+    assert run_study_cli(tiny_study, '--jobs', '2', '--out', str(parallel_out),
+                         '--results-dir', str(tmp_path / 'parallel_docs')) == 0
+    printed = capsys.readouterr().out
+    assert 'finished earlier' not in printed and printed.count('[') >= 4
+    folders = [Path('teachers') / task for task in ('seg', 'depth')]
+    folders += [Path('runs') / name / 'seed0' for name in ('mtl', 'jointdistill')]
+    for folder in folders:
+        one_at_a_time = json.loads((tiny_study['out'] / folder / 'done.json').read_text())
+        parallel = json.loads((parallel_out / folder / 'done.json').read_text())
+        assert parallel['test'] == one_at_a_time['test'], folder
+    report = json.loads((tmp_path / 'parallel_docs' / 'results.json').read_text())
+    assert '--jobs 2' in report['setup']['command']
+
+
 def summary_row(deltas: list[float]) -> dict:
     array = np.asarray(deltas)
     return {'mean': {'delta_m': float(array.mean())},
@@ -227,6 +247,8 @@ def test_bad_study_configs_name_the_key(tmp_path):
         load_study_config(path, ['variants=[{name: mtl, config: a}, {name: mtl, config: b}]'])
     with pytest.raises(ConfigError, match='data.size.*multiples of 32'):
         load_study_config(path, ['data.size=100x200'])
+    with pytest.raises(ConfigError, match='jobs: must be >= 1, got 0'):
+        load_study_config(path, ['jobs=0'])
     with pytest.raises(ConfigError, match='notes: no such file: missing.md'):
         load_study_config(path, ['notes=missing.md'])
     with pytest.raises(ConfigError, match='--only: unknown variant.*xdistil'):

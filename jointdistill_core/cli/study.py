@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                         help='seeds to run (replaces `seeds`)')
     parser.add_argument('--only', nargs='+', metavar='VARIANT',
                         help='run only these variants (the page still lists every finished one)')
+    parser.add_argument('--jobs', type=int, metavar='N',
+                        help='runs trained at the same time, one process and one torch thread '
+                             'each (replaces `jobs`; on a CPU, one per core)')
     parser.add_argument('--set', dest='overrides', action='append', default=[],
                         metavar='KEY=VALUE',
                         help='override a study config key, e.g. --set student.steps=50 '
@@ -45,6 +48,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         overrides.append(f'results_dir={args.results_dir}')
     if args.seeds:
         overrides.append(f'seeds=[{", ".join(str(seed) for seed in args.seeds)}]')
+    if args.jobs is not None:
+        overrides.append(f'jobs={args.jobs}')
     return overrides
 
 
@@ -52,9 +57,9 @@ def _command_line(args: argparse.Namespace) -> str:
     """The study command as given (for the results page)."""
     parts = ['jointdistill', 'study', '--config', args.config]
     for flag, value in (('--data', args.data), ('--out', args.out),
-                        ('--results-dir', args.results_dir)):
-        if value:
-            parts += [flag, value]
+                        ('--results-dir', args.results_dir), ('--jobs', args.jobs)):
+        if value is not None:
+            parts += [flag, str(value)]
     for flag, values in (('--seeds', args.seeds), ('--only', args.only)):
         if values:
             parts += [flag, *map(str, values)]

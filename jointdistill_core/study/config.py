@@ -91,7 +91,10 @@ class StudyConfig:
     `results_dir` / `results_name`: RESULTS_DIR/RESULTS_NAME.{md,json} and
     RESULTS_DIR/figures/RESULTS_NAME_*.png. `notes`: a Markdown file (path relative to the
     working directory) shown on the page under "Investigation notes", after the finding:
-    what was tried beyond the table (tuning runs, their commands and numbers)."""
+    what was tried beyond the table (tuning runs, their commands and numbers). `jobs`: runs
+    trained at the same time, each in its own process with one torch thread (the teachers
+    side by side, then the students); on a CPU one per core, 1 = one run at a time in this
+    process."""
     name: str = 'study'
     data: StudyDataConfig = field(default_factory=StudyDataConfig)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -103,6 +106,7 @@ class StudyConfig:
     results_dir: str = 'docs'
     results_name: str = 'results'
     notes: str | None = None
+    jobs: int = 1
 
 
 def validate(config: StudyConfig, source: str) -> StudyConfig:
@@ -116,6 +120,8 @@ def validate(config: StudyConfig, source: str) -> StudyConfig:
         fail('seeds', f'repeats a seed: {config.seeds}')
     if not config.variants:
         fail('variants', 'needs at least one variant')
+    if config.jobs < 1:
+        fail('jobs', f'must be >= 1, got {config.jobs}')
     if config.notes is not None and not Path(config.notes).is_file():
         fail('notes', f'no such file: {config.notes}')
     names = [variant.name for variant in config.variants]

@@ -181,7 +181,8 @@ def _given_teacher_record(config: StudyConfig, task: str, device: torch.device) 
 
 def run_study(config: StudyConfig, variants: list[VariantConfig], seeds: list[int],
               progress: bool = True, log=print) -> dict:
-    """Train and test the teachers and every variant x seed (skipping finished runs).
+    """Train and test the teachers and every variant x seed (skipping finished runs), one at a
+    time in this process or `config.jobs` at a time in worker processes.
 
     Returns {'teachers': {task: record}, 'runs': {variant: {seed: record}}} where a record is
     the run's done.json content. `log` receives one line per run.
@@ -189,31 +190,73 @@ def run_study(config: StudyConfig, variants: list[VariantConfig], seeds: list[in
     from jointdistill_core.training.trainer import resolve_device
     device = resolve_device('auto')
     teacher_tasks = [task for task in TASKS if not getattr(config.teachers, task).checkpoint]
-    student_runs = [student_run(config, variant, seed) for variant in variants for seed in seeds]
-    runs = [teacher_run(config, task) for task in teacher_tasks] + student_runs
+    phases = [[teacher_run(config, task) for task in teacher_tasks],
+              [student_run(config, variant, seed) for variant in variants for seed in seeds]]
     teachers = {task: _given_teacher_record(config, task, device) for task in TASKS
                 if task not in teacher_tasks}
     results: dict[str, dict[int, dict]] = {}
-    started = time.perf_counter()
-    bar = tqdm(total=len(runs), desc='study', unit='run', disable=not progress,
+    total, started = sum(map(len, phases)), time.perf_counter()
+    bar = tqdm(total=total, desc='study', unit='run', disable=not progress,
                dynamic_ncols=True, position=0)
+
+    def finished(run: RunSpec, record: dict, skipped: bool, elapsed: float) -> None:
+        state = 'finished earlier, skipped' if skipped else f'{elapsed:.0f} s'
+        line = (f'[{bar.n + 1}/{total}] {run.label}: {state} (study elapsed '
+                f'{time.perf_counter() - started:.0f} s)')
+        (bar.write if progress else log)(line)
+        if run.variant is None:
+            teachers[run.label.split()[-1]] = record
+        else:
+            results.setdefault(run.variant, {})[run.seed] = record
+        bar.update(1)
+
     try:
-        for index, run in enumerate(runs, 1):
-            run_start = time.perf_counter()
-            record, skipped = execute_run(run, config, device, progress)
-            elapsed = time.perf_counter() - run_start
-            state = 'finished earlier, skipped' if skipped else f'{elapsed:.0f} s'
-            line = (f'[{index}/{len(runs)}] {run.label}: {state} (study elapsed '
-                    f'{time.perf_counter() - started:.0f} s)')
-            (bar.write if progress else log)(line)
-            if run.variant is None:
-                teachers[run.label.split()[-1]] = record
+        for phase in phases:  # the students need the teachers' checkpoints
+            if config.jobs == 1:
+                for run in phase:
+                    run_start = time.perf_counter()
+                    record, skipped = execute_run(run, config, device, progress)
+                    finished(run, record, skipped, time.perf_counter() - run_start)
             else:
-                results.setdefault(run.variant, {})[run.seed] = record
-            bar.update(1)
+                _execute_in_workers(phase, config, device, finished)
     finally:
         bar.close()
     return {'teachers': teachers, 'runs': results, 'device': str(device)}
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _timed_run(run: RunSpec, config: StudyConfig, device: str) -> tuple[dict, bool, float]:
+    started = time.perf_counter()
+    record, skipped = execute_run(run, config, torch.device(device), progress=False)
+    return record, skipped, time.perf_counter() - started
+
+
+def _execute_in_workers(runs: list[RunSpec], config: StudyConfig, device: torch.device,
+                        finished) -> None:
+    """execute_run for every run, `config.jobs` worker processes at a time, one torch thread
+    each; `finished(run, record, skipped, seconds)` as each completes. The first failure
+    cancels the runs not yet started and is raised."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    if not runs:
+        return
+    context = multiprocessing.get_context('spawn')  # fork would copy torch's thread pools
+    with ProcessPoolExecutor(max_workers=min(config.jobs, len(runs)), mp_context=context,
+                             initializer=_worker_init) as pool:
+        pending = {pool.submit(_timed_run, run, config, str(device)): run for run in runs}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    run = pending.pop(future)
+                    finished(run, *future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
 
 
 def collect_finished(config: StudyConfig, seeds: list[int]) -> dict[str, dict[int, dict]]:
