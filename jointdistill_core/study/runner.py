@@ -179,8 +179,12 @@ def _given_teacher_record(config: StudyConfig, task: str, device: torch.device) 
             'command': None, 'test': metrics}
 
 
+def _print_now(line: str) -> None:
+    print(line, flush=True)  # one line per finished run, also when stdout is a file
+
+
 def run_study(config: StudyConfig, variants: list[VariantConfig], seeds: list[int],
-              progress: bool = True, log=print) -> dict:
+              progress: bool = True, log=_print_now) -> dict:
     """Train and test the teachers and every variant x seed (skipping finished runs), one at a
     time in this process or `config.jobs` at a time in worker processes.
 
@@ -195,13 +199,15 @@ def run_study(config: StudyConfig, variants: list[VariantConfig], seeds: list[in
     teachers = {task: _given_teacher_record(config, task, device) for task in TASKS
                 if task not in teacher_tasks}
     results: dict[str, dict[int, dict]] = {}
-    total, started = sum(map(len, phases)), time.perf_counter()
+    total, started, completed = sum(map(len, phases)), time.perf_counter(), 0
     bar = tqdm(total=total, desc='study', unit='run', disable=not progress,
                dynamic_ncols=True, position=0)
 
     def finished(run: RunSpec, record: dict, skipped: bool, elapsed: float) -> None:
+        nonlocal completed
+        completed += 1
         state = 'finished earlier, skipped' if skipped else f'{elapsed:.0f} s'
-        line = (f'[{bar.n + 1}/{total}] {run.label}: {state} (study elapsed '
+        line = (f'[{completed}/{total}] {run.label}: {state} (study elapsed '
                 f'{time.perf_counter() - started:.0f} s)')
         (bar.write if progress else log)(line)
         if run.variant is None:
