@@ -125,9 +125,28 @@ class LifecycleClient:
         self._get = test_node.node.create_client(GetState, f'{node_name}/get_state')
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Until both services answer. service_is_ready() only sees the request path: Fast
+        DDS drops a reply whose reader is not matched yet ("failed to send response"), so
+        each service is probed with a request that changes nothing until a reply arrives."""
+        deadline = time.monotonic() + timeout_s
         self._test_node.spin_until(
             lambda: self._change.service_is_ready() and self._get.service_is_ready(),
             timeout_s, 'the lifecycle services of the node')
+        no_op = ChangeState.Request()
+        no_op.transition.label = 'no_such_transition'  # rejected: success False, no change
+        for client, request in ((self._change, no_op), (self._get, GetState.Request())):
+            while not self._answered(client, request, attempt_s=2.0):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f'no reply from {client.srv_name} in {timeout_s:.0f} s')
+
+    def _answered(self, client, request, attempt_s: float) -> bool:
+        future = client.call_async(request)
+        deadline = time.monotonic() + attempt_s
+        while not future.done() and time.monotonic() < deadline:
+            self._test_node.executor.spin_once(timeout_sec=0.05)
+        if not future.done():
+            client.remove_pending_request(future)
+        return future.done()
 
     def _call(self, client, request, timeout_s: float):
         future = client.call_async(request)
