@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -71,7 +70,7 @@ def float64_replica(rank: int, world_size: int, store: str, result: str) -> None
     dist.init_process_group('gloo', init_method=f'file://{store}', rank=rank,
                             world_size=world_size)
     try:
-        model = synchronize_batch_norm(StudentLoss(), torch.device('cpu'))
+        model = synchronize_batch_norm(StudentLoss())
         local = FLOAT64_BATCH // world_size
         train_float64(DistributedDataParallel(model), model.parameters(),
                       slice(rank * local, (rank + 1) * local))
@@ -182,7 +181,7 @@ def test_batch_norm_swap_keeps_weights_and_acts_as_batch_norm_without_a_process_
     reference = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.randn(2, 3, 8, 8)
     expected = model(x)
-    synchronize_batch_norm(model, torch.device('cpu'))
+    synchronize_batch_norm(model)
     assert isinstance(model[1], CrossProcessBatchNorm2d)
     assert isinstance(model[2][0], CrossProcessBatchNorm2d)
     assert model.state_dict().keys() == reference.keys()

@@ -561,18 +561,26 @@ def fusion_teacher_outputs() -> dict[str, ModelOutput]:
                                  features={'dec_depth': torch.rand(1, 5, 1, 1)})}
 
 
-def test_fusion_connector_terms_by_hand_and_gradient_routing():
-    """The plain connector (the paper's form): heads predict from the features alone."""
-    seg_logits = torch.zeros(1, 2, 1, 2, requires_grad=True)
-    depth = torch.full((1, 1, 1, 2), 4.0, requires_grad=True)
-    student_out = ModelOutput(seg_logits=seg_logits, depth=depth)
+def fusion_setup(residual: bool):
+    """A jointdistill method with its connector built over fusion_teacher_outputs(); the
+    student outputs logits (0, 0) and 4 m on a 1x2 image. Returns (method, student output,
+    teacher outputs)."""
+    student_out = ModelOutput(seg_logits=torch.zeros(1, 2, 1, 2, requires_grad=True),
+                              depth=torch.full((1, 1, 1, 2), 4.0, requires_grad=True))
     teacher_outs = fusion_teacher_outputs()
     method = build_method('jointdistill', {'trajectory': False, 'adaptive_weights': False,
                                            'connector_channels': 4, 'temperature': 2.0,
-                                           'connector_residual': False},
+                                           'connector_residual': residual},
                           FixedOutputNet(student_out), 2, MAX_DEPTH)
     method.setup({'image': torch.zeros(1, 3, 2, 2)}, {},
                  {task: FixedOutputNet(out) for task, out in teacher_outs.items()})
+    return method, student_out, teacher_outs
+
+
+def test_fusion_connector_terms_by_hand_and_gradient_routing():
+    """The plain connector (the paper's form): heads predict from the features alone."""
+    method, student_out, teacher_outs = fusion_setup(residual=False)
+    seg_logits, depth = student_out.seg_logits, student_out.depth
     assert method.connector.trunk[0].in_channels == 3 + 5
     # Zero the connector but for the seg head's bias (2 ln 3, 0): after the zero convolutions
     # batch norm outputs its shift 0, ReLU 0, so the fused logits are (2 ln 3, 0) everywhere
@@ -601,15 +609,7 @@ def test_fusion_connector_terms_by_hand_and_gradient_routing():
 
 
 def test_residual_fusion_connector_starts_at_the_teachers_and_learns_a_correction():
-    seg_logits = torch.zeros(1, 2, 1, 2, requires_grad=True)
-    depth = torch.full((1, 1, 1, 2), 4.0, requires_grad=True)
-    student_out = ModelOutput(seg_logits=seg_logits, depth=depth)
-    teacher_outs = fusion_teacher_outputs()
-    method = build_method('jointdistill', {'trajectory': False, 'adaptive_weights': False,
-                                           'connector_channels': 4, 'temperature': 2.0},
-                          FixedOutputNet(student_out), 2, MAX_DEPTH)
-    method.setup({'image': torch.zeros(1, 3, 2, 2)}, {},
-                 {task: FixedOutputNet(out) for task, out in teacher_outs.items()})
+    method, student_out, teacher_outs = fusion_setup(residual=True)
     batch = {'labels': torch.tensor([[[1, 1]]]), 'depth': torch.full((1, 1, 1, 2), 12.0)}
     terms = method.losses(batch, student_out, teacher_outs)
     # At step 0 the fused targets are the teachers' own: logits (2 ln 3, 0), depth 6 m.

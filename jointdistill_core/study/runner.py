@@ -220,9 +220,7 @@ def run_study(config: StudyConfig, variants: list[VariantConfig], seeds: list[in
         for phase in phases:  # the students need the teachers' checkpoints
             if config.jobs == 1:
                 for run in phase:
-                    run_start = time.perf_counter()
-                    record, skipped = execute_run(run, config, device, progress)
-                    finished(run, record, skipped, time.perf_counter() - run_start)
+                    finished(run, *_timed_run(run, config, device, progress))
             else:
                 _execute_in_workers(phase, config, device, finished)
     finally:
@@ -234,9 +232,11 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _timed_run(run: RunSpec, config: StudyConfig, device: str) -> tuple[dict, bool, float]:
+def _timed_run(run: RunSpec, config: StudyConfig, device: torch.device | str,
+               progress: bool = False) -> tuple[dict, bool, float]:
+    """execute_run plus its wall time in seconds (device as a string in worker processes)."""
     started = time.perf_counter()
-    record, skipped = execute_run(run, config, torch.device(device), progress=False)
+    record, skipped = execute_run(run, config, torch.device(device), progress)
     return record, skipped, time.perf_counter() - started
 
 

@@ -8,6 +8,7 @@ the one the CPU test checks).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from dataclasses import dataclass
@@ -113,19 +114,18 @@ class CrossProcessBatchNorm2d(nn.BatchNorm2d):
         self.running_var.mul_(1 - momentum).add_(momentum * unbiased)
 
 
-def synchronize_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
-    """Swap every BatchNorm2d for its cross-process version, keeping weights and buffers.
-    Returns `module` (changed in place; the state_dict keys are unchanged)."""
+def synchronize_batch_norm(module: nn.Module) -> nn.Module:
+    """Swap every BatchNorm2d for its cross-process version, keeping weights, buffers, device
+    and dtype. Returns `module` (changed in place; the state_dict keys are unchanged)."""
     for name, child in module.named_children():
         if type(child) is nn.BatchNorm2d:
-            like = next(iter(child.parameters()), None)
-            like = like if like is not None else next(iter(child.buffers()), None)
-            replacement = CrossProcessBatchNorm2d(
-                child.num_features, child.eps, child.momentum, child.affine,
-                child.track_running_stats, device=like.device if like is not None else device,
-                dtype=like.dtype if like is not None else None)
+            like = next(itertools.chain(child.parameters(), child.buffers()), None)
+            placement = {} if like is None else {'device': like.device, 'dtype': like.dtype}
+            replacement = CrossProcessBatchNorm2d(child.num_features, child.eps, child.momentum,
+                                                  child.affine, child.track_running_stats,
+                                                  **placement)
             replacement.load_state_dict(child.state_dict())
             setattr(module, name, replacement)
         else:
-            synchronize_batch_norm(child, device)
+            synchronize_batch_norm(child)
     return module

@@ -267,7 +267,7 @@ class Trainer:
         self.method.to(self.device)
         self.loss_module = LossModule(self.student, self.method)
         if self.dist.enabled:
-            synchronize_batch_norm(self.loss_module, self.device)
+            synchronize_batch_norm(self.loss_module)
             self.loss_module = DistributedDataParallel(
                 self.loss_module, device_ids=[self.device.index] if self.device.type == 'cuda'
                 else None, find_unused_parameters=True)
