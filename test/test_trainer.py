@@ -289,13 +289,36 @@ def test_methods_without_labels_never_receive_labels_or_depth():
     assert method.seen == ['depth', 'image', 'labels']
 
 
-def test_amp_and_cuda_are_refused_on_a_machine_without_cuda(tmp_path):
+def test_cuda_is_refused_on_a_machine_without_cuda(tmp_path):
     if torch.cuda.is_available():
         pytest.skip('needs a machine without CUDA (the refusal is what is tested)')
-    with pytest.raises(ConfigError, match='amp'):
-        train(load_train_config(tiny_config(tmp_path, amp=True, device='cpu')), progress=False)
     with pytest.raises(ConfigError, match='cuda'):
         train(load_train_config(tiny_config(tmp_path, device='cuda')), progress=False)
+
+
+def _logged_losses(out_dir: Path) -> list[float]:
+    with open(out_dir / 'metrics.csv') as handle:
+        return [float(row['loss/total']) for row in csv.DictReader(handle)
+                if row.get('loss/total')]
+
+
+def test_cpu_mixed_precision_follows_the_fp32_loss_curve(tmp_path):
+    """amp on CPU is bf16 autocast where the CPU has native bf16, refused elsewhere; with
+    channels_last it tracks the fp32 run's losses step by step."""
+    from jointdistill_core.training.trainer import cpu_has_bf16
+    fast = tiny_config(tmp_path, 'fast.yaml', amp=True, channels_last=True, device='cpu',
+                       out=str(tmp_path / 'fast'), log_every=1)
+    if not cpu_has_bf16():
+        with pytest.raises(ConfigError, match='bf16'):
+            train(load_train_config(fast), progress=False)
+        return
+    train(load_train_config(fast), progress=False)
+    train(load_train_config(tiny_config(tmp_path, 'fp32.yaml', device='cpu', log_every=1,
+                                        out=str(tmp_path / 'fp32'))), progress=False)
+    bf16, fp32 = _logged_losses(tmp_path / 'fast'), _logged_losses(tmp_path / 'fp32')
+    assert len(bf16) == len(fp32) == 6
+    assert bf16[0] != fp32[0]  # the bf16 run really computed in another precision
+    np.testing.assert_allclose(bf16, fp32, rtol=0.05)
 
 
 def test_shipped_configs_load_and_name_existing_teachers():

@@ -59,19 +59,24 @@ class RandomScaleCrop:
 
     A window of round(H/s) x round(W/s) pixels at a random position is cut from the sample and
     resized to `size` (default: the input size). Image bilinear; depth and labels nearest;
-    depth (metres) is divided by s, so the apparent size of objects and their depth stay
-    consistent with an unchanged focal length (as mtan and its successors do); K is shifted by
-    the crop offset and scaled by the actual resize factors.
+    K is shifted by the crop offset and scaled by the actual resize factors, so its focal
+    length grows by s: the zoomed image is what a longer lens sees from the same place.
+    divide_depth (for networks that predict metric depth without looking at K): depth
+    (metres) is also divided by s, so the apparent size of objects and their depth stay
+    consistent with an unchanged focal length (as mtan and its successors do). Networks with
+    a canonical camera (jointdistill_core.canonical) take the zoom from K instead and need
+    divide_depth=False, or the zoom would count twice.
     """
 
     def __init__(self, size: tuple[int, int] | None = None,
                  scales: Sequence[float] = (1.0, 1.2, 1.5),
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, divide_depth: bool = True) -> None:
         if not scales or any(scale < 1.0 for scale in scales):
             raise ValueError(f'scales must be a non-empty list of factors >= 1, got {list(scales)}')
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.scales = tuple(float(scale) for scale in scales)
         self.generator = generator
+        self.divide_depth = divide_depth
 
     def sample_params(self, height: int, width: int) -> tuple[float, int, int]:
         """Draw (scale, top, left) for an input of height x width pixels."""
@@ -86,7 +91,8 @@ class RandomScaleCrop:
         return max(1, round(height / scale)), max(1, round(width / scale))
 
     def apply(self, sample: Sample, scale: float, top: int, left: int) -> Sample:
-        """The deterministic part: crop at (top, left) for `scale`, resize, divide depth."""
+        """The deterministic part: crop at (top, left) for `scale`, resize, adjust K (and
+        divide depth when `divide_depth`)."""
         height, width = sample[IMAGE].shape[-2:]
         out_size = self.size or (height, width)
         crop_height, crop_width = self.window(height, width, scale)
@@ -96,7 +102,8 @@ class RandomScaleCrop:
         cropped[DEPTH] = sample[DEPTH][:, rows, cols]
         cropped[LABELS] = sample[LABELS][rows, cols]
         result = _resize_maps(cropped, out_size)
-        result[DEPTH] = result[DEPTH] / scale
+        if self.divide_depth:
+            result[DEPTH] = result[DEPTH] / scale
         if INTRINSICS in sample:
             shifted = sample[INTRINSICS].clone()
             shifted[0, 2] -= left

@@ -8,6 +8,16 @@ Spec forms (the `--data` argument of the commands):
     cityscapes:DIR       mtan-format Cityscapes, 7 classes (label_7)
     cityscapes19:DIR     mtan-format Cityscapes, 19 classes (label_19)
     folder:DIR           rgb/ + optional depth/, labels/, K (see data/folder.py)
+    camvid:DIR           CamVid in the SegNet layout, mapped to the 7 categories (no depth)
+
+Mixed data: several specs joined by commas, each with an optional `@WEIGHT`, for example
+`synthetic:data/synth@0.7,camvid:/data/CamVid@0.3`. Training draws from each part in
+proportion to its weight (default 1); samples keep only the annotations their source has
+(all-invalid depth, all-void labels otherwise), so each supervised loss applies only where
+its label exists. Every part must have the same classes.
+
+Every sample carries intrinsics K: a source without them gets `default_intrinsics` (a
+documented horizontal field of view) at its own size, before any resize or crop.
 """
 from __future__ import annotations
 
@@ -20,11 +30,14 @@ from torch.utils.data import Dataset
 
 from jointdistill_core.data.augment import (Compose, RandomHorizontalFlip, RandomScaleCrop,
                                             resize_sample)
+from jointdistill_core.data.camvid import CamVidDataset
 from jointdistill_core.data.folder import FolderDataset, read_class_names
+from jointdistill_core.data.mixed import PART_SEPARATOR, MixedDataset, split_mixed_spec
 from jointdistill_core.data.mtan import DatasetError, MtanDataset
+from jointdistill_core.data.sample import with_intrinsics
 
 SPEC_FORMS = ('synthetic', 'synthetic:DIR', 'nyuv2:DIR', 'cityscapes:DIR', 'cityscapes19:DIR',
-              'folder:DIR')
+              'folder:DIR', 'camvid:DIR')
 # On-the-fly synthetic defaults when the caller gives no size / frame count.
 DEFAULT_SYNTHETIC_SIZE = (128, 256)
 DEFAULT_SYNTHETIC_FRAMES = {'train': 2000, 'val': 200, 'test': 200}
@@ -83,6 +96,11 @@ def _base_dataset(kind: str, directory: Path | None, split: str, size: tuple[int
     if kind == 'folder':
         classes = _folder_num_classes(directory, num_classes)
         return FolderDataset(directory, classes), classes
+    if kind == 'camvid':
+        if num_classes not in (None, CamVidDataset.num_classes):
+            raise DatasetError(f'camvid is mapped to {CamVidDataset.num_classes} classes, got '
+                               f'num_classes={num_classes}')
+        return CamVidDataset(directory, split), CamVidDataset.num_classes
     if kind == 'cityscapes19':
         if num_classes not in (None, 19):
             raise DatasetError(f'cityscapes19 has 19 classes, got num_classes={num_classes}')
@@ -93,15 +111,20 @@ def _base_dataset(kind: str, directory: Path | None, split: str, size: tuple[int
 
 def build_dataset(spec: str, split: str, size: tuple[int, int] | None = None,
                   num_frames: int | None = None, augment: bool = False,
-                  num_classes: int | None = None) -> tuple[Dataset, int]:
+                  num_classes: int | None = None, seed: int = 0,
+                  canonical_depth: bool = False) -> tuple[Dataset, int]:
     """Build the dataset named by `spec` (see the module docstring) for `split`.
 
     size: (H, W) pixels every sample is resized to (on-the-fly synthetic renders at that
     size; default 128x256). num_frames: use the first N samples (on-the-fly synthetic: render
-    N; defaults 2000 train, 200 val/test). augment: random scale-crop (1, 1.2, 1.5) then
-    horizontal flip, drawn from torch's global RNG. num_classes: Cityscapes 7 or 19; folder
-    datasets without classes.txt need it. Returns (dataset, num_classes).
+    N; defaults 2000 train, 200 val/test); single datasets only. augment: random scale-crop
+    (1, 1.2, 1.5) then horizontal flip, drawn from torch's global RNG. num_classes:
+    Cityscapes 7 or 19; folder datasets without classes.txt need it. seed: the order in which
+    a mixed spec's small parts repeat. Returns (dataset, num_classes).
     """
+    if PART_SEPARATOR in spec or '@' in spec.rpartition(':')[2]:
+        return _build_mixed(spec, split, size, num_frames, augment, num_classes, seed,
+                            canonical_depth)
     kind, directory = parse_spec(spec)
     if num_frames is not None and num_frames < 1:
         raise DatasetError(f'num_frames must be >= 1, got {num_frames}')
@@ -111,11 +134,32 @@ def build_dataset(spec: str, split: str, size: tuple[int, int] | None = None,
             raise DatasetError(f'{spec} split {split!r} has {len(dataset)} samples, fewer than '
                                f'the {num_frames} asked for')
         dataset = torch.utils.data.Subset(dataset, range(num_frames))
-    transforms: list[Callable[[dict], dict]] = []
+    transforms: list[Callable[[dict], dict]] = [with_intrinsics]
     if size is not None:
         transforms.append(partial(resize_sample, size=(int(size[0]), int(size[1]))))
     if augment:
-        transforms += [RandomScaleCrop(size), RandomHorizontalFlip()]
-    if transforms:
-        dataset = TransformedDataset(dataset, Compose(transforms))
-    return dataset, classes
+        transforms += [RandomScaleCrop(size, divide_depth=not canonical_depth),
+                       RandomHorizontalFlip()]
+    return TransformedDataset(dataset, Compose(transforms)), classes
+
+
+def _build_mixed(spec: str, split: str, size: tuple[int, int] | None, num_frames: int | None,
+                 augment: bool, num_classes: int | None, seed: int,
+                 canonical_depth: bool) -> tuple[Dataset, int]:
+    if num_frames is not None:
+        raise DatasetError(f'num_frames applies to a single dataset, not to the mixed spec '
+                           f'{spec!r}; weight its parts with @WEIGHT instead')
+    if size is None:
+        raise DatasetError(f'the mixed spec {spec!r} needs a common size (data.size / --size): '
+                           f'its parts may differ in resolution')
+    parts, weights, classes = [], [], None
+    for part, weight in split_mixed_spec(spec):
+        dataset, part_classes = build_dataset(part, split, size, None, augment, num_classes,
+                                              canonical_depth=canonical_depth)
+        if classes is not None and part_classes != classes:
+            raise DatasetError(f'{part} has {part_classes} classes but the parts before it in '
+                               f'{spec!r} have {classes}')
+        classes = num_classes = part_classes
+        parts.append(dataset)
+        weights.append(weight)
+    return MixedDataset(parts, weights, seed), classes

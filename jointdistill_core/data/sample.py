@@ -6,7 +6,7 @@ A sample is a plain dict, so PyTorch's default collate batches it:
 - ``depth``: float32 tensor (1, H, W), metres along the optical axis, 0 = invalid
 - ``labels``: int64 tensor (H, W), class ids, 255 = void
 - ``K``: float32 tensor (3, 3), pinhole intrinsics in pixels of this (H, W); present only
-  when the source knows it (use `has_intrinsics`)
+  when the source knows it; `with_intrinsics` supplies the default otherwise
 
 A batch (N samples) has the same keys with a leading N dimension.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from jointdistill_core.geometry import default_intrinsics
 
 IGNORE_INDEX = 255
 IMAGE, DEPTH, LABELS, INTRINSICS = 'image', 'depth', 'labels', 'K'
@@ -52,5 +54,10 @@ def make_sample(image: np.ndarray, depth: np.ndarray | None, labels: np.ndarray 
     return sample
 
 
-def has_intrinsics(sample: dict) -> bool:
-    return INTRINSICS in sample
+def with_intrinsics(sample: dict) -> dict:
+    """The sample with K; a sample without it gets `default_intrinsics` at its own size."""
+    if INTRINSICS in sample:
+        return sample
+    height, width = sample[IMAGE].shape[-2:]
+    return {**sample, INTRINSICS: torch.as_tensor(default_intrinsics(height, width),
+                                                 dtype=torch.float32)}

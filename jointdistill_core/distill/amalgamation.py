@@ -26,11 +26,17 @@ import torch
 from torch import nn
 
 from jointdistill_core.distill.base import DistillMethod
-from jointdistill_core.distill.losses import (feature_key, kl_with_temperature,
-                                              masked_cross_entropy, masked_l1, module_device,
-                                              normalized_feature_distance,
-                                              probe_teacher_channels, scale_invariant_log_loss,
-                                              seeded_init, student_feature_channels)
+from jointdistill_core.distill.losses import (
+    depth_distance,
+    feature_key,
+    kl_with_temperature,
+    masked_cross_entropy,
+    module_device,
+    normalized_feature_distance,
+    probe_teacher_channels,
+    seeded_init,
+    student_feature_channels,
+)
 from jointdistill_core.models.outputs import ModelOutput
 
 TASKS = ('seg', 'depth')
@@ -42,7 +48,8 @@ class AmalgamationParams:
     """seg_weight / depth_weight: weights of the output losses against each teacher.
     seg_target: 'soft' (KL on softened teacher probabilities) or 'hard' (CE on its argmax).
     temperature: T of the soft segmentation target.
-    depth_loss: 'l1' (metres) or 'silog' (scale-invariant log, Eigen et al. 2014).
+    depth_loss: 'l1' (metres), 'log_l1' (log metres) or 'silog' (scale-invariant log, Eigen
+      et al. 2014).
     silog_variance_weight: the lambda of the silog loss (1 = fully scale invariant).
     lambda_feat: weight of the gated feature-matching terms (0 = off)."""
 
@@ -50,7 +57,7 @@ class AmalgamationParams:
     depth_weight: float = 1.0
     seg_target: Literal['soft', 'hard'] = 'soft'
     temperature: float = 2.0
-    depth_loss: Literal['l1', 'silog'] = 'l1'
+    depth_loss: Literal['l1', 'log_l1', 'silog'] = 'l1'
     silog_variance_weight: float = 0.5
     lambda_feat: float = 1.0
 
@@ -131,10 +138,8 @@ class Amalgamation(DistillMethod):
         return masked_cross_entropy(student_logits, teacher_logits.argmax(dim=1))
 
     def depth_loss(self, student_depth: torch.Tensor, teacher_depth: torch.Tensor) -> torch.Tensor:
-        if self.params.depth_loss == 'l1':
-            return masked_l1(student_depth, teacher_depth)
-        return scale_invariant_log_loss(student_depth, teacher_depth,
-                                        self.params.silog_variance_weight)
+        return depth_distance(self.params.depth_loss, student_depth, teacher_depth,
+                              self.params.silog_variance_weight)
 
     def feature_loss(self, task: str, student_out: ModelOutput,
                      teacher_out: ModelOutput) -> torch.Tensor:

@@ -47,11 +47,18 @@ from torch import nn
 
 from jointdistill_core.data.sample import IGNORE_INDEX
 from jointdistill_core.distill.base import DistillMethod
-from jointdistill_core.distill.losses import (attention_map, kl_with_temperature,
-                                              masked_cross_entropy, masked_l1, module_device,
-                                              probe_teacher_channels, resize_to,
-                                              scale_invariant_log_loss, seeded_init,
-                                              task_loss_terms, valid_depth_mask)
+from jointdistill_core.distill.losses import (
+    attention_map,
+    depth_distance,
+    kl_with_temperature,
+    masked_cross_entropy,
+    module_device,
+    probe_teacher_channels,
+    resize_to,
+    seeded_init,
+    task_loss_terms,
+    valid_depth_mask,
+)
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
 
@@ -66,7 +73,7 @@ class JointDistillParams(TaskWeights):
 
     fusion / adaptive_weights / trajectory: switch each part on or off.
     lambda_kd: weight of L_kd; temperature: T of the segmentation KL; depth_kd_loss: D_depth,
-      'l1' (metres) or 'silog' (Eigen's scale-invariant log loss with
+      'l1' (metres), 'log_l1' (log metres) or 'silog' (Eigen's scale-invariant log loss with
       silog_variance_weight, as in `amalgamation`).
     connector_channels: width of the fusion connector; connector_weight: weight of its own
       supervised loss on the labels; connector_residual: heads correct the teachers'
@@ -82,7 +89,7 @@ class JointDistillParams(TaskWeights):
     trajectory: bool = True
     lambda_kd: float = 1.0
     temperature: float = 1.0
-    depth_kd_loss: Literal['l1', 'silog'] = 'l1'
+    depth_kd_loss: Literal['l1', 'log_l1', 'silog'] = 'l1'
     silog_variance_weight: float = 0.5
     connector_channels: int = 64
     connector_weight: float = 1.0
@@ -248,7 +255,8 @@ class JointDistill(DistillMethod):
         depth = val_batch['depth'].to(device)
         if not bool((labels != IGNORE_INDEX).any()) or not bool(valid_depth_mask(depth).any()):
             raise ValueError('jointdistill: the validation batch needs labelled pixels and '
-                             'valid depth to measure the student against the teachers')
+                             'valid depth to measure the student against the teachers; '
+                             'validate on data with both (data.val_spec, e.g. synthetic)')
         self.register_buffer('val_images', images, persistent=False)
         self.register_buffer('val_labels', labels, persistent=False)
         self.register_buffer('val_depth', depth, persistent=False)
@@ -273,7 +281,8 @@ class JointDistill(DistillMethod):
     def losses(self, batch: dict, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         params = self.params
-        terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight)
+        terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight,
+                                params.depth_loss)
         if params.lambda_kd:
             seg_target, depth_target = self._distillation_targets(batch, teacher_outs, terms)
             omega = self.omega.float()
@@ -287,10 +296,9 @@ class JointDistill(DistillMethod):
         return terms
 
     def depth_distance(self, student_depth: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """D_depth of L_kd: L1 in metres or the scale-invariant log loss (log metres)."""
-        if self.params.depth_kd_loss == 'l1':
-            return masked_l1(student_depth, target)
-        return scale_invariant_log_loss(student_depth, target, self.params.silog_variance_weight)
+        """D_depth of L_kd: L1 in metres or in log metres, or the scale-invariant log loss."""
+        return depth_distance(self.params.depth_kd_loss, student_depth, target,
+                              self.params.silog_variance_weight)
 
     def _distillation_targets(self, batch: dict, teacher_outs: dict[str, ModelOutput],
                               terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -305,7 +313,8 @@ class JointDistill(DistillMethod):
         weight = self.params.connector_weight
         if weight:
             terms['connector/seg'] = weight * masked_cross_entropy(fused_seg, batch['labels'])
-            terms['connector/depth'] = weight * masked_l1(fused_depth, batch['depth'])
+            terms['connector/depth'] = weight * depth_distance(self.params.depth_loss,
+                                                               fused_depth, batch['depth'])
         return fused_seg.detach(), fused_depth.detach()
 
     def trajectory_loss(self) -> torch.Tensor:

@@ -85,6 +85,35 @@ def scale_invariant_log_loss(prediction: torch.Tensor, target: torch.Tensor,
     return (log_diff ** 2).mean() - variance_weight * log_diff.mean() ** 2
 
 
+def masked_log_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean |log(prediction) - log(target)| over pixels where both are valid (> 0, finite).
+
+    Relative error: a 10 cm miss at 1 m weighs as much as a 1 m miss at 10 m, as the depth
+    metrics abs rel and delta1 do. prediction (N, 1, h, w) is resized to the target's (H, W).
+    """
+    prediction = resize_to(prediction, target.shape[-2:])
+    mask = valid_depth_mask(target) & (prediction > 0)
+    if not bool(mask.any()):
+        return _zero_like_graph(prediction)
+    return (torch.log(prediction[mask]) - torch.log(target[mask])).abs().mean()
+
+
+DEPTH_LOSSES = ('l1', 'log_l1', 'silog')
+
+
+def depth_distance(kind: str, prediction: torch.Tensor, target: torch.Tensor,
+                   silog_variance_weight: float = 0.5) -> torch.Tensor:
+    """Depth loss `kind` over valid target pixels: 'l1' (metres), 'log_l1' (log metres) or
+    'silog' (Eigen's scale-invariant log loss with `silog_variance_weight`)."""
+    if kind == 'l1':
+        return masked_l1(prediction, target)
+    if kind == 'log_l1':
+        return masked_log_l1(prediction, target)
+    if kind == 'silog':
+        return scale_invariant_log_loss(prediction, target, silog_variance_weight)
+    raise ValueError(f'unknown depth loss {kind!r}; expected one of {DEPTH_LOSSES}')
+
+
 def channel_normalize(features: torch.Tensor) -> torch.Tensor:
     """n(F): divide each pixel's channel vector by its L2 norm. (N, C, H, W) -> same."""
     return F.normalize(features, p=2, dim=1, eps=_EPS)
@@ -148,20 +177,21 @@ def seeded_init(seed: int) -> Iterator[None]:
         yield
 
 
-def task_loss_terms(batch: dict, student_out, seg_weight: float,
-                    depth_weight: float) -> dict[str, torch.Tensor]:
+def task_loss_terms(batch: dict, student_out, seg_weight: float, depth_weight: float,
+                    depth_loss: str = 'l1') -> dict[str, torch.Tensor]:
     """The supervised terms every labelled method shares.
 
     'task/seg' = seg_weight * masked CE(student seg logits, batch['labels']);
-    'task/depth' = depth_weight * masked L1(student depth, batch['depth']) in metres.
-    A weight of 0 drops its term (and its label read).
+    'task/depth' = depth_weight * depth_distance(depth_loss, student depth, batch['depth'])
+    (L1 in metres or in log metres). A weight of 0 drops its term (and its label read).
     """
     terms = {}
     if seg_weight:
         terms['task/seg'] = seg_weight * masked_cross_entropy(student_out.seg_logits,
                                                               batch['labels'])
     if depth_weight:
-        terms['task/depth'] = depth_weight * masked_l1(student_out.depth, batch['depth'])
+        terms['task/depth'] = depth_weight * depth_distance(depth_loss, student_out.depth,
+                                                            batch['depth'])
     return terms
 
 

@@ -1,10 +1,12 @@
 """`mtl`: plain multi-task learning, the no-teacher baseline.
 
-L = w_seg * CE(seg) + w_depth * L1(depth), both on valid pixels only.
+L = w_seg * CE(seg) + w_depth * D(depth), both on valid pixels only; D is L1 in metres or
+in log metres (`depth_loss`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -16,10 +18,14 @@ from jointdistill_core.models.outputs import ModelOutput
 @dataclass
 class TaskWeights:
     """seg_weight: weight of the masked cross-entropy on labels (255 void ignored).
-    depth_weight: weight of the masked L1 in metres on valid ground-truth depth (> 0)."""
+    depth_weight: weight of the depth loss on valid ground-truth depth (> 0).
+    depth_loss: 'l1' (metres), 'log_l1' (log metres: relative errors, what abs rel and delta1
+    measure) or 'silog' (scale-invariant log loss, variance weight 0.5); also used by the
+    methods' other supervised and logit depth terms unless they have their own option."""
 
     seg_weight: float = 1.0
     depth_weight: float = 1.0
+    depth_loss: Literal['l1', 'log_l1', 'silog'] = 'l1'
 
     def __post_init__(self) -> None:
         for name in ('seg_weight', 'depth_weight'):
@@ -36,4 +42,4 @@ class MultiTaskLearning(DistillMethod):
     def losses(self, batch: dict, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         return task_loss_terms(batch, student_out, self.params.seg_weight,
-                               self.params.depth_weight)
+                               self.params.depth_weight, self.params.depth_loss)

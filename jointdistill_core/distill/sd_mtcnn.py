@@ -56,7 +56,8 @@ class SelfDistillMTCNN(DistillMethod):
     def losses(self, batch: dict, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         params = self.params
-        terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight)
+        terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight,
+                                params.depth_loss)
         if params.lambda_sd:
             encoder = student_out.features['enc']
             for task in TASKS:

@@ -19,10 +19,17 @@ import torch
 from torch import nn
 
 from jointdistill_core.distill.base import DistillMethod
-from jointdistill_core.distill.losses import (feature_key, kl_with_temperature, masked_l1,
-                                              module_device, normalized_feature_distance,
-                                              probe_teacher_channels, seeded_init,
-                                              student_feature_channels, task_loss_terms)
+from jointdistill_core.distill.losses import (
+    depth_distance,
+    feature_key,
+    kl_with_temperature,
+    module_device,
+    normalized_feature_distance,
+    probe_teacher_channels,
+    seeded_init,
+    student_feature_channels,
+    task_loss_terms,
+)
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
 
@@ -84,7 +91,8 @@ class StaticKD(DistillMethod):
     def losses(self, batch: dict, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         params = self.params
-        terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight)
+        terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight,
+                                params.depth_loss)
         for task, weight in (('seg', params.lambda_seg), ('depth', params.lambda_depth)):
             if weight:
                 terms[f'kd/feat_{task}'] = weight * self.feature_loss(
@@ -92,8 +100,8 @@ class StaticKD(DistillMethod):
         if params.logit_kd_weight:
             terms['kd/logit_seg'] = params.logit_kd_weight * kl_with_temperature(
                 student_out.seg_logits, teacher_outs['seg'].seg_logits, params.temperature)
-            terms['kd/logit_depth'] = params.logit_kd_weight * masked_l1(
-                student_out.depth, teacher_outs['depth'].depth.detach())
+            terms['kd/logit_depth'] = params.logit_kd_weight * depth_distance(
+                params.depth_loss, student_out.depth, teacher_outs['depth'].depth.detach())
         return terms
 
     def feature_loss(self, task: str, student_out: ModelOutput,

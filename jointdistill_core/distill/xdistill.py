@@ -93,7 +93,8 @@ class CrossTaskDistill(DistillMethod):
     def losses(self, batch: dict, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         params = self.params
-        terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight)
+        terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight,
+                                params.depth_loss)
         if params.lambda_x:
             group_logits = self.translator(student_out.depth / self.max_depth)
             teacher_logits = resize_to(teacher_outs['seg'].seg_logits.detach(),

@@ -291,3 +291,13 @@ def check_input(x: torch.Tensor, network: str) -> None:
     if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] % 32 or x.shape[3] % 32:
         raise ValueError(f'{network}: expected an image batch (N, 3, H, W) with H and W '
                          f'multiples of 32, got shape {tuple(x.shape)}')
+
+
+def checked_focal(canonical_focal_px: float | None, network: str) -> float | None:
+    """None, or the canonical focal length as a positive float (pixels); ValueError otherwise."""
+    if canonical_focal_px is None:
+        return None
+    if not float(canonical_focal_px) > 0:
+        raise ValueError(f'{network}: canonical_focal_px must be > 0 pixels or null, got '
+                         f'{canonical_focal_px}')
+    return float(canonical_focal_px)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jointdistill_core.models.blocks import (ImageNormalize, MobileNetV2Encoder, UNetDecoder,
-                                             check_input)
+                                             check_input, checked_focal)
 from jointdistill_core.models.outputs import ModelOutput
 
 DEFAULT_DECODER_CHANNELS = (96, 64, 48)
@@ -26,7 +26,9 @@ class JointStudent(nn.Module):
       seg_logits (N, num_classes, H, W), depth (N, 1, H, W) metres in (0, max_depth),
       features 'enc' (stride 32), 'enc_mid' (stride 8), 'dec_seg' and 'dec_depth' (stride 4).
     Both heads are 1x1 convs at stride 4, upsampled bilinearly to the input size; depth is
-    max_depth * sigmoid(.), so always positive and bounded.
+    max_depth * sigmoid(.), so always positive and bounded. With canonical_focal_px set, depth
+    is the canonical camera's (jointdistill_core.canonical): metres for a camera of that
+    focal length in input pixels; None means metric depth for the input as given.
 
     Default size (width_mult=1.0, decoder_channels=(96, 64, 48), fused_stages=3, 7 classes),
     measured with `jointdistill_core.models.profile`: 2.04 M parameters; 2.52 GFLOPs
@@ -37,7 +39,8 @@ class JointStudent(nn.Module):
 
     def __init__(self, width_mult: float = 1.0, num_classes: int = 7, max_depth: float = 80.0,
                  decoder_channels: tuple[int, int, int] | list[int] = DEFAULT_DECODER_CHANNELS,
-                 fused_stages: int = 3, depth_mult: float = 1.0) -> None:
+                 fused_stages: int = 3, depth_mult: float = 1.0,
+                 canonical_focal_px: float | None = None) -> None:
         super().__init__()
         if width_mult <= 0:
             raise ValueError(f'JointStudent: width_mult must be > 0, got {width_mult}')
@@ -48,10 +51,12 @@ class JointStudent(nn.Module):
         decoder_channels = tuple(int(c) for c in decoder_channels)
         self.num_classes = int(num_classes)
         self.max_depth = float(max_depth)
+        self.canonical_focal_px = checked_focal(canonical_focal_px, 'JointStudent')
         self.spec = {'arch': 'student', 'width_mult': float(width_mult),
                      'num_classes': self.num_classes, 'max_depth': self.max_depth,
                      'decoder_channels': list(decoder_channels), 'fused_stages': int(fused_stages),
-                     'depth_mult': float(depth_mult)}
+                     'depth_mult': float(depth_mult),
+                     'canonical_focal_px': self.canonical_focal_px}
         self.normalize = ImageNormalize()
         self.encoder = MobileNetV2Encoder(width_mult, int(fused_stages), float(depth_mult))
         self.seg_decoder = UNetDecoder(self.encoder.channels, decoder_channels)

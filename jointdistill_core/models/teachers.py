@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jointdistill_core.models.blocks import ImageNormalize, ResNetEncoder, UNetDecoder, check_input
+from jointdistill_core.models.blocks import (ImageNormalize, ResNetEncoder, UNetDecoder,
+                                             check_input, checked_focal)
 from jointdistill_core.models.outputs import ModelOutput
 
 DEFAULT_TEACHER_WIDTH = 48
@@ -80,7 +81,8 @@ class DepthTeacher(_TeacherBase):
 
     forward(x: (N, 3, H, W) RGB in [0, 1], H, W multiples of 32) -> ModelOutput with
     depth (N, 1, H, W) metres in (0, max_depth), seg_logits None, features 'enc',
-    'enc_mid', 'dec_depth'. `num_classes` is 0 (no segmentation output).
+    'enc_mid', 'dec_depth'. `num_classes` is 0 (no segmentation output). With
+    canonical_focal_px set, depth is the canonical camera's (as JointStudent's).
     Default (width 48, blocks (2, 2, 2, 2)): 7.35 M parameters, 8.15 GFLOPs and 74 MiB of
     activations at 256x512.
     """
@@ -88,14 +90,17 @@ class DepthTeacher(_TeacherBase):
     task = 'depth'
 
     def __init__(self, max_depth: float = 80.0, width: int = DEFAULT_TEACHER_WIDTH,
-                 blocks: tuple[int, ...] | list[int] = (2, 2, 2, 2)) -> None:
+                 blocks: tuple[int, ...] | list[int] = (2, 2, 2, 2),
+                 canonical_focal_px: float | None = None) -> None:
         if max_depth <= 0:
             raise ValueError(f'DepthTeacher: max_depth must be > 0 metres, got {max_depth}')
         super().__init__(int(width), blocks)
         self.num_classes = 0
         self.max_depth = float(max_depth)
+        self.canonical_focal_px = checked_focal(canonical_focal_px, 'DepthTeacher')
         self.spec = {'arch': 'depth_teacher', 'max_depth': self.max_depth, 'width': int(width),
-                     'blocks': [int(b) for b in blocks]}
+                     'blocks': [int(b) for b in blocks],
+                     'canonical_focal_px': self.canonical_focal_px}
         self.head = nn.Conv2d(self.decoder.out_channels, 1, 1)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:

@@ -47,9 +47,12 @@ class TeachersConfig:
 @dataclass
 class DataConfig:
     """`spec` as for the dataset registry: synthetic, synthetic:DIR, nyuv2:DIR, cityscapes:DIR,
-    folder:DIR. `size` is 'HxW' pixels or null for the dataset's own size. `batch_size` is
-    the GLOBAL batch: under DDP each of the P processes loads batch_size / P samples."""
+    folder:DIR, camvid:DIR, or a mixed spec `A@w,B@w` (docs/datasets.md). `val_spec`: the
+    validation data when it differs from `spec` (null = `spec`'s `val_split`). `size` is 'HxW'
+    pixels or null for the dataset's own size. `batch_size` is the GLOBAL batch: under DDP
+    each of the P processes loads batch_size / P samples."""
     spec: str = 'synthetic'
+    val_spec: str | None = None
     train_split: str = 'train'
     val_split: str = 'val'
     size: str | None = '128x256'
@@ -84,7 +87,11 @@ class ScheduleConfig:
 @dataclass
 class TrainConfig:
     """task: 'multi' trains the student with `method`; 'seg' / 'depth' train a single-task
-    teacher with its plain task loss (cross-entropy / L1 on valid pixels)."""
+    teacher with its plain task loss (cross-entropy / L1 on valid pixels).
+
+    amp: mixed precision, fp16 autocast with loss scaling on CUDA, bf16 autocast on CPUs
+    with native bf16 (avx512_bf16 or AMX). channels_last: NHWC memory layout for the
+    student and teachers (same results, faster convolutions on CPUs and tensor cores)."""
     task: Literal['multi', 'seg', 'depth'] = 'multi'
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
@@ -99,6 +106,7 @@ class TrainConfig:
     out: str = 'runs/train'
     device: Literal['auto', 'cpu', 'cuda'] = 'auto'
     amp: bool = False
+    channels_last: bool = False
 
 
 def parse_size(text: str | None, where: str = 'size') -> tuple[int, int] | None:

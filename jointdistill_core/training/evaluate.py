@@ -2,7 +2,8 @@
 
 Both run the network directly (not the Predictor) on batches at the dataset's resolution,
 so validation during training and the evaluate command compute the same numbers. Labels
-are the arg-max of the logits; depth is the network's metric output in metres. Metrics are
+are the arg-max of the logits; depth is the network's output in metres (a canonical-camera
+network's output converted with each sample's K). Metrics are
 pooled over the whole split (jointdistill_core.metrics, docs/metrics.md).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from jointdistill_core.canonical import metric_predictions, model_canonical_focal
 from jointdistill_core.metrics import DepthAccumulator, SegmentationAccumulator
 
 SEG_KEYS = ('miou', 'pixel_acc')
@@ -23,13 +25,20 @@ DEPTH_KEYS = ('abs_err', 'abs_rel', 'rmse', 'delta1', 'delta2', 'delta3')
 
 
 @torch.no_grad()
-def predict_batch(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor | None,
-                                                                   torch.Tensor | None]:
+def predict_batch(model: nn.Module, images: torch.Tensor,
+                  K: torch.Tensor | None = None) -> tuple[torch.Tensor | None,
+                                                          torch.Tensor | None]:
     """images (N, 3, H, W) in [0, 1] -> (labels (N, H, W) int64 or None,
-    depth (N, H, W) metres or None)."""
+    depth (N, H, W) metres or None). K (N, 3, 3): the images' intrinsics, which turn a
+    canonical-camera network's depth into metres (needed for those networks only)."""
     output = model(images)
     labels = output.seg_logits.argmax(dim=1) if output.seg_logits is not None else None
-    depth = output.depth[:, 0] if output.depth is not None else None
+    depth = None
+    if output.depth is not None:
+        canonical_focal = model_canonical_focal(model)
+        if canonical_focal is not None and K is None:
+            raise ValueError('a canonical-camera network needs the images\' intrinsics K')
+        depth = metric_predictions(output.depth, K, canonical_focal)[:, 0]
     return labels, depth
 
 
@@ -48,7 +57,7 @@ def evaluate_model(model: nn.Module, dataset: Dataset, num_classes: int, device:
                         generator=torch.Generator())  # leaves the global RNG untouched
     for batch in tqdm(loader, desc='evaluate', unit='batch', disable=not progress,
                       dynamic_ncols=True):
-        labels, depth = predict_batch(model, batch['image'].to(device))
+        labels, depth = predict_batch(model, batch['image'].to(device), batch['K'].to(device))
         if 'seg_logits' in tasks and labels is not None:
             segmentation.update(labels.cpu().numpy(), batch['labels'].numpy())
         if 'depth' in tasks and depth is not None:

@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from jointdistill_core.canonical import canonical_targets, model_canonical_focal
 from jointdistill_core.config import ConfigError, from_dict, to_dict
 from jointdistill_core.training.config import TrainConfig, parse_size
 from jointdistill_core.training.ddp import (DistContext, init_distributed, shutdown_distributed,
@@ -67,6 +68,11 @@ def resolve_device(name: str) -> torch.device:
     if name == 'auto':
         name = 'cuda' if torch.cuda.is_available() else 'cpu'
     return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU computes bf16 natively (avx512_bf16 or AMX tiles)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def lr_factor(config: TrainConfig, step: int) -> float:
@@ -133,8 +139,11 @@ class Trainer:
         self.progress = progress
         self.out_dir = Path(config.out)
         self.device = resolve_device(config.device)
-        if config.amp and self.device.type != 'cuda':
-            raise ConfigError('amp: mixed precision is CUDA-only; set amp: false on CPU')
+        if config.amp and self.device.type == 'cpu' and not cpu_has_bf16():
+            raise ConfigError('amp: this CPU has no native bf16 (avx512_bf16 or AMX), so mixed '
+                              'precision would be slower than fp32; set amp: false')
+        self.memory_format = torch.channels_last if config.channels_last \
+            else torch.contiguous_format
         self.dist = DistContext()
 
     # ---- set-up ---------------------------------------------------------------------------
@@ -143,12 +152,15 @@ class Trainer:
         data = self.config.data
         size = parse_size(data.size)
         try:
+            canonical = self.config.model.kwargs.get('canonical_focal_px') is not None
             self.train_set, self.num_classes = build_dataset(
                 data.spec, data.train_split, size=size, num_frames=data.num_frames,
-                augment=data.augment, num_classes=self.config.model.kwargs.get('num_classes'))
+                augment=data.augment, num_classes=self.config.model.kwargs.get('num_classes'),
+                seed=self.config.seed, canonical_depth=canonical)
             self.val_set, _ = build_dataset(
-                data.spec, data.val_split, size=size, num_frames=data.val_frames,
-                augment=False, num_classes=self.num_classes)
+                data.val_spec or data.spec, data.val_split, size=size, num_frames=data.val_frames,
+                augment=False, num_classes=self.num_classes, seed=self.config.seed + 1,
+                canonical_depth=canonical)
         except (ValueError, OSError) as error:
             raise ConfigError(f'data: {error}') from error
         if len(self.val_set) == 0:
@@ -170,7 +182,7 @@ class Trainer:
                 getattr(model, 'num_classes', self.num_classes) not in (self.num_classes, None):
             raise ConfigError(f'model.kwargs.num_classes: {model.num_classes} but the dataset '
                               f'{self.config.data.spec} has {self.num_classes} classes')
-        return model.to(self.device)
+        return model.to(self.device, memory_format=self.memory_format)
 
     def _check_outputs(self, model: nn.Module) -> None:
         """The model must produce what its task trains, before any step is spent."""
@@ -199,11 +211,31 @@ class Trainer:
                     teacher, _ = load_checkpoint(spec.path, self.device)
             except (ValueError, OSError) as error:
                 raise ConfigError(f'teachers.{task}.path: {error}') from error
-            teacher.to(self.device).eval()
+            self._check_canonical_camera(task, teacher)
+            teacher.to(self.device, memory_format=self.memory_format).eval()
             for parameter in teacher.parameters():
                 parameter.requires_grad_(False)
             teachers[task] = teacher
         return teachers
+
+    def _check_canonical_camera(self, task: str, teacher: nn.Module) -> None:
+        """A depth teacher must predict depth for the student's camera convention."""
+        if task != 'depth':
+            return
+        teacher_focal = model_canonical_focal(teacher)
+        if teacher_focal != self.canonical_focal:
+            raise ConfigError(
+                f'teachers.depth.path: the teacher predicts depth for '
+                f'{_describe_camera(teacher_focal)} but the student for '
+                f'{_describe_camera(self.canonical_focal)}; set model.kwargs.canonical_focal_px '
+                f'to {teacher_focal} or use a teacher trained with the same value')
+
+    def _canonical(self, batch: dict) -> dict:
+        """The batch with its ground-truth depth converted to the student's canonical camera."""
+        if self.canonical_focal is None or 'depth' not in batch:
+            return batch
+        return {**batch, 'depth': canonical_targets(batch['depth'], batch['K'],
+                                                    self.canonical_focal)}
 
     def _build_method(self, student: nn.Module) -> nn.Module:
         from jointdistill_core.distill import build_method
@@ -251,6 +283,7 @@ class Trainer:
         self.student = self._build_student()
         self._check_outputs(self.student)
         self.max_depth = float(getattr(self.student, 'max_depth', None) or 80.0)
+        self.canonical_focal = model_canonical_focal(self.student)
         self.teachers = self._build_teachers()
         self.method = self._build_method(self.student)
         # The same probe and validation batches on every process and for every process count
@@ -258,9 +291,10 @@ class Trainer:
         # do not depend on how the run is split.
         probe_count = max(config.data.batch_size,
                           int(getattr(self.method.params, 'probe_size', 0) or 0))
-        probe = _to_device(_fixed_batch(self.train_set, probe_count, config.seed), self.device)
-        val = _to_device(_fixed_batch(self.val_set, config.data.batch_size, config.seed + 1),
-                         self.device)
+        probe = self._canonical(_to_device(_fixed_batch(self.train_set, probe_count,
+                                                        config.seed), self.device))
+        val = self._canonical(_to_device(_fixed_batch(self.val_set, config.data.batch_size,
+                                                      config.seed + 1), self.device))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed + 2)
             self.method.setup(probe, val, self.teachers)
@@ -272,7 +306,8 @@ class Trainer:
                 self.loss_module, device_ids=[self.device.index] if self.device.type == 'cuda'
                 else None, find_unused_parameters=True)
         self.optimizer = self._build_optimizer()
-        self.scaler = torch.amp.GradScaler('cuda', enabled=config.amp)
+        self.scaler = torch.amp.GradScaler('cuda', enabled=config.amp
+                                           and self.device.type == 'cuda')
         self.step = 0
         self.best_score = -math.inf
         if self.resume:
@@ -337,11 +372,15 @@ class Trainer:
             return {task: self.teachers[task](images) for task in self.method.teachers_needed}
 
     def _autocast(self):
+        if self.device.type == 'cpu':
+            return torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.config.amp)
         return torch.autocast('cuda', dtype=torch.float16, enabled=self.config.amp)
 
     def _train_step(self, batch: dict) -> tuple[dict[str, float], float]:
         for group in self.optimizer.param_groups:
             group['lr'] = group['base_lr'] * lr_factor(self.config, self.step)
+        batch = self._canonical(batch)
+        batch['image'] = batch['image'].contiguous(memory_format=self.memory_format)
         teacher_outs = self._teacher_outputs(batch['image'])
         with self._autocast():
             terms = self.loss_module(batch, teacher_outs)
@@ -444,6 +483,12 @@ class Trainer:
             self._saved_step = self.step
         self.dist.barrier()
         return metrics
+
+
+def _describe_camera(canonical_focal: float | None) -> str:
+    if canonical_focal is None:
+        return 'the input as given (metric depth, canonical_focal_px null)'
+    return f'a canonical camera of focal length {canonical_focal:g} px'
 
 
 def _check_resumable(saved: dict, current: dict, path: Path) -> None:
