@@ -147,7 +147,7 @@ def _bare_forward(model: torch.nn.Module, student: Predictor, size: tuple[int, i
     """A callable running only the network, on the runtime `student` uses."""
     height, width = size
     if student.backend == 'onnxruntime':
-        session = student._runner.session  # the very session the Predictor runs
+        session = student._runner(student.input_size).session  # the very session the Predictor runs
         inputs = {session.get_inputs()[0].name: np.random.rand(1, 3, height, width)
                   .astype(np.float32)}
         return lambda: session.run(None, inputs)

@@ -2,10 +2,12 @@
 
 The exported graph is the BatchNorm-folded network at a fixed input size (1, 3, H, W),
 float RGB in [0, 1] (normalisation is inside), with outputs in this order, as present:
-  depth       (1, 1, H, W) metres
+  depth       (1, 1, H, W) metres (for a network with a canonical camera: the canonical
+              camera's; metres = depth * f / canonical_focal_px, f the focal length in pixels
+              of the exported input size, see jointdistill_core.canonical)
   seg_logits  (1, C, H, W)
 A JSON sidecar PATH.json (read by `Predictor.from_exported`) records the input size, class
-count, max depth, output names and the source checkpoint. Both files are written to
+count, max depth, canonical focal length, output names and the source checkpoint. Both files are written to
 temporary names and renamed into place; an existing output is only replaced with force.
 """
 from __future__ import annotations
@@ -72,6 +74,7 @@ def export_model(model: nn.Module, fmt: str, size: tuple[int, int], out: str | P
             'input_size': [int(size[0]), int(size[1])], 'input_name': 'image',
             'outputs': names, 'num_classes': int(getattr(model, 'num_classes', 0)),
             'max_depth': getattr(model, 'max_depth', None),
+            'canonical_focal_px': getattr(model, 'canonical_focal_px', None),
             'model': getattr(model, 'spec', None), 'source_checkpoint': source,
             'opset': ONNX_OPSET if fmt == 'onnx' else None}
     atomic_write_bytes(sidecar, (json.dumps(meta, indent=2) + '\n').encode())

@@ -74,7 +74,12 @@ def scale_intrinsics(K: np.ndarray, from_size: tuple[int, int],
     return scaled
 
 
-def default_intrinsics(height: int, width: int, hfov_deg: float = 70.0) -> np.ndarray:
+# The horizontal field of view assumed for a camera whose intrinsics are unknown (a common
+# robot camera: a RealSense D435's colour camera has 69 degrees).
+DEFAULT_HFOV_DEG = 70.0
+
+
+def default_intrinsics(height: int, width: int, hfov_deg: float = DEFAULT_HFOV_DEG) -> np.ndarray:
     """Intrinsics of an ideal pinhole camera with the given horizontal field of view.
 
     For when no CameraInfo arrives: square pixels (fy = fx), principal point at the image

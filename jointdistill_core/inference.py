@@ -1,12 +1,23 @@
 """Predictor: an RGB numpy image in, metric depth and class labels out, at the image's size.
 
-Used by the ROS node and by the evaluator, so both see exactly the same pre- and
-post-processing. Aspect handling is *stretch*: the image is resized to the model input size
-(H, W) whatever its aspect ratio (cv2 INTER_AREA when shrinking, INTER_LINEAR when
-enlarging), and the outputs are resized back to the image's size: depth bilinearly, labels
-as the arg-max at model resolution resized with nearest neighbour (class ids are never
-blended). Stretching keeps every pixel of the image, and the network sees the same
-geometry when the model input has the camera's aspect ratio; choose `input_size` so.
+Used by the ROS node and by the evaluators, so all see exactly the same pre- and
+post-processing.
+
+Input size follows the camera. `input_size` (H, W) is the model input for images of its
+own aspect ratio and the pixel budget for all others: an image of another aspect is resized
+to the multiples of 32 nearest to that aspect with about the same number of pixels
+(`model_input_size`), so the network sees undistorted shapes (a 1242x375 KITTI frame
+becomes 640x192, not a 512x256 squeeze of 2.4x across and 1.5x down) at the same cost.
+The small remaining anisotropy (rounding to 32) is carried by K. Predictors of exported
+files have one fixed input size (chosen at export) and stretch other aspects.
+Resizing: cv2 INTER_AREA when shrinking, INTER_LINEAR when enlarging; outputs are resized
+back to the image's size: depth bilinearly, labels as the arg-max at model resolution
+resized with nearest neighbour (class ids are never blended).
+
+Metric depth: a network with a canonical camera (jointdistill_core.canonical) predicts the
+depth a camera of focal length f_c would see; `predict(image, K)` converts it with the
+focal length of K scaled to the model input. Without K the camera is assumed to have a
+horizontal field of view of DEFAULT_HFOV_DEG.
 
 Backends: 'torch' (a checkpoint or an nn.Module; BatchNorm folded into the convolutions,
 `torch.inference_mode`, fp16 autocast on CUDA, optional channels_last); 'onnxruntime' (a
@@ -17,6 +28,7 @@ sidecar with input size, class count, max depth and output names.
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -27,8 +39,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from jointdistill_core.canonical import focal_length_px
 from jointdistill_core.checkpoint import load_checkpoint
 from jointdistill_core.export import EXPORT_SIDECAR_FORMAT, serialize_model
+from jointdistill_core.geometry import DEFAULT_HFOV_DEG, default_intrinsics, scale_intrinsics
 from jointdistill_core.models.blocks import fuse_conv_bn
 
 PRECISIONS = ('auto', 'fp32', 'fp16')
@@ -73,6 +87,17 @@ def _check_input_size(input_size: tuple[int, int] | list[int], source: str) -> t
         raise ValueError(f'{source}: input_size must be (H, W) with positive multiples of 32, '
                          f'got {tuple(input_size)}')
     return size  # type: ignore[return-value]
+
+
+def model_input_size(image_size: tuple[int, int], budget: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) multiples of 32 for an image of image_size (H, W) pixels with about
+    budget[0] * budget[1] pixels in all: h is the multiple of 32 nearest to the height at
+    that area and the image's aspect, then w the multiple of 32 nearest to h * W / H."""
+    height, width = image_size
+    aspect = width / height
+    model_h = max(32, round(math.sqrt(budget[0] * budget[1] / aspect) / 32) * 32)
+    model_w = max(32, round(model_h * aspect / 32) * 32)
+    return model_h, model_w
 
 
 def _labels_from_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -190,21 +215,31 @@ class Predictor:
     """Runs a network on single HxWx3 uint8 RGB images. Build with a `from_*` constructor.
 
     Attributes: device (torch.device actually used), requested_device (as given),
-    num_classes (0 for a depth-only network), max_depth (metres; None for a
-    segmentation-only network), input_size (H, W) of the model input in pixels, backend
-    ('torch' | 'onnxruntime' | 'torchscript'), precision ('fp32' | 'fp16'), and timings:
-    milliseconds of the last `predict` ('preprocess_ms', 'forward_ms' (incl. copies to and
-    from the device), 'postprocess_ms', 'total_ms').
+    num_classes (0 for a depth-only network), max_depth (metres, of the network's raw
+    output; None for a segmentation-only network), canonical_focal_px (None for a network
+    that predicts metric depth directly), input_size (H, W) of the model input in pixels
+    for images of its aspect (the pixel budget for others, see the module docstring),
+    follows_aspect (False for exported files), backend ('torch' | 'onnxruntime' |
+    'torchscript'), precision ('fp32' | 'fp16'), and timings: milliseconds of the last
+    `predict` ('preprocess_ms', 'forward_ms' (incl. copies to and from the device),
+    'postprocess_ms', 'total_ms').
     """
 
-    def __init__(self, runner: Runner, *, input_size: tuple[int, int], num_classes: int,
-                 max_depth: float | None, device: torch.device, requested_device: str,
-                 backend: str, precision: str) -> None:
+    def __init__(self, runner_for: Callable[[tuple[int, int]], Runner], *,
+                 input_size: tuple[int, int], follows_aspect: bool, num_classes: int,
+                 max_depth: float | None, canonical_focal_px: float | None,
+                 device: torch.device, requested_device: str, backend: str,
+                 precision: str) -> None:
+        """runner_for(size) builds the runner for a model input size (H, W); it is called
+        once per size (cached)."""
         if num_classes > 255:
             raise ValueError(f'Predictor: {num_classes} classes do not fit uint8 labels '
                              '(255 is reserved for void)')
-        self._runner = runner
+        self._runner_for = runner_for
+        self._runners: dict[tuple[int, int], Runner] = {}
         self.input_size = input_size
+        self.follows_aspect = follows_aspect
+        self.canonical_focal_px = canonical_focal_px
         self.num_classes = num_classes
         self.max_depth = max_depth
         self.device = device
@@ -242,20 +277,29 @@ class Predictor:
         if precision == 'fp16' and (resolved.type != 'cuda' or backend != 'torch'):
             raise ValueError("precision 'fp16' needs a CUDA device and the torch backend; "
                              "use 'fp32' or 'auto'")
-        common = {'input_size': size, 'num_classes': int(getattr(model, 'num_classes', 0)),
-                  'max_depth': getattr(model, 'max_depth', None), 'requested_device': device}
+        common = {'input_size': size, 'follows_aspect': True,
+                  'num_classes': int(getattr(model, 'num_classes', 0)),
+                  'max_depth': getattr(model, 'max_depth', None),
+                  'canonical_focal_px': getattr(model, 'canonical_focal_px', None),
+                  'requested_device': device}
         if backend == 'onnxruntime':
             if channels_last:
                 raise ValueError('channels_last applies to the torch backend only')
-            onnx_bytes, names = serialize_model(model, 'onnx', size)
-            runner = _OnnxRunner(onnx_bytes, f'{type(model).__name__} (in-memory ONNX)',
-                                 resolved, names, _checked_threads(num_threads))
-            resolved = _onnx_device(runner, resolved, strict_device, type(model).__name__)
-            return cls(runner, device=resolved, backend='onnxruntime', precision='fp32', **common)
+
+            def onnx_runner(input_size: tuple[int, int]) -> Runner:
+                onnx_bytes, names = serialize_model(model, 'onnx', input_size)
+                return _OnnxRunner(onnx_bytes, f'{type(model).__name__} (in-memory ONNX)',
+                                   resolved, names, num_threads)
+
+            first = onnx_runner(size)
+            resolved = _onnx_device(first, resolved, strict_device, type(model).__name__)
+            return cls(lambda s: first if s == size else onnx_runner(s), device=resolved,
+                       backend='onnxruntime', precision='fp32', **common)
         use_fp16 = precision == 'fp16' or (precision == 'auto' and resolved.type == 'cuda')
         set_torch_threads(num_threads)
-        return cls(_TorchRunner(model, resolved, use_fp16, channels_last), device=resolved,
-                   backend='torch', precision='fp16' if use_fp16 else 'fp32', **common)
+        runner = _TorchRunner(model, resolved, use_fp16, channels_last)
+        return cls(lambda _: runner, device=resolved, backend='torch',
+                   precision='fp16' if use_fp16 else 'fp32', **common)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = 'auto',
@@ -291,27 +335,45 @@ class Predictor:
             set_torch_threads(num_threads)
             runner = _TorchScriptRunner(path, resolved, names)
             backend = 'torchscript'
-        return cls(runner, input_size=tuple(meta['input_size']), num_classes=meta['num_classes'],
-                   max_depth=meta['max_depth'], device=resolved, requested_device=device,
-                   backend=backend, precision='fp32')
+        return cls(lambda _: runner, input_size=tuple(meta['input_size']), follows_aspect=False,
+                   num_classes=meta['num_classes'], max_depth=meta['max_depth'],
+                   canonical_focal_px=meta.get('canonical_focal_px'),
+                   device=resolved, requested_device=device, backend=backend, precision='fp32')
 
     # -- inference --------------------------------------------------------------------------
-    def _warm_up(self) -> None:
+    def _runner(self, size: tuple[int, int]) -> Runner:
+        if size not in self._runners:
+            self._runners[size] = self._runner_for(size)
+        return self._runners[size]
+
+    def _warm_up(self, size: tuple[int, int] | None = None) -> None:
         """First calls allocate memory and pick kernels; do it at load, not on frame one."""
-        height, width = self.input_size
+        height, width = size or self.input_size
         blank = np.zeros((1, 3, height, width), dtype=np.float32)
         for _ in range(3 if self.device.type == 'cuda' else 1):
-            self._runner(blank)
+            self._runner((height, width))(blank)
+
+    def input_size_for(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """The model input (h, w) pixels used for images of image_size (H, W)."""
+        if not self.follows_aspect:
+            return self.input_size
+        return model_input_size(image_size, self.input_size)
+
+    def prepare(self, image_size: tuple[int, int]) -> None:
+        """Build and warm up the network for images of image_size (H, W) before the first
+        frame arrives (the node calls it when it learns the camera's resolution)."""
+        self._warm_up(self.input_size_for(image_size))
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 RGB -> (1, 3, h, w) float32 in [0, 1] at the model input size."""
+        """(H, W, 3) uint8 RGB -> (1, 3, h, w) float32 in [0, 1] at the model input size
+        `input_size_for(H, W)`."""
         if not isinstance(image, np.ndarray):
             raise ValueError(f'image must be a numpy array, got {type(image).__name__}')
         if image.dtype != np.uint8:
             raise ValueError(f'image must be uint8 RGB, got dtype {image.dtype}')
         if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
             raise ValueError(f'image must have shape (H, W, 3), got {image.shape}')
-        height, width = self.input_size
+        height, width = self.input_size_for(image.shape[:2])
         if image.shape[:2] != (height, width):
             shrinking = image.shape[0] * image.shape[1] > height * width
             image = cv2.resize(image, (width, height),
@@ -320,16 +382,34 @@ class Predictor:
         batch *= 1.0 / 255.0
         return batch
 
-    def predict(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def metric_scale(self, image_size: tuple[int, int], K: np.ndarray | None = None) -> float:
+        """Factor from the network's depth output to metres for an image of image_size
+        (H, W) with intrinsics K (3, 3) (None: DEFAULT_HFOV_DEG): f_model / f_c, with
+        f_model the focal length scaled to the model input; 1 for a metric network."""
+        if self.canonical_focal_px is None:
+            return 1.0
+        if K is None:
+            K = default_intrinsics(image_size[0], image_size[1])
+        model_K = scale_intrinsics(K, image_size, self.input_size_for(image_size))
+        return focal_length_px(model_K) / self.canonical_focal_px
+
+    def predict(self, image: np.ndarray, K: np.ndarray | None = None
+                ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(H, W, 3) uint8 RGB -> (depth (H, W) float32 metres, labels (H, W) uint8 ids).
 
-        Both at the image's resolution. A single-task network returns None for the task it
-        lacks. Raises ValueError naming the shape or dtype of a bad image.
+        K: the image's (3, 3) intrinsics in pixels (CameraInfo's K); None assumes a
+        horizontal field of view of DEFAULT_HFOV_DEG. Only a canonical-camera network's
+        depth depends on it. Both outputs at the image's resolution; a single-task network
+        returns None for the task it lacks. Raises ValueError naming the shape or dtype of a
+        bad image or K.
         """
         start = time.perf_counter()
         batch = self.preprocess(image)
+        scale = self.metric_scale(image.shape[:2], K)
         forward_start = time.perf_counter()
-        depth, labels = self._runner(batch)
+        depth, labels = self._runner(tuple(batch.shape[-2:]))(batch)
+        if depth is not None and scale != 1.0:
+            depth = depth * np.float32(scale)
         post_start = time.perf_counter()
         out_size = (image.shape[1], image.shape[0])  # cv2 wants (width, height)
         if depth is not None and depth.shape != image.shape[:2]:

@@ -564,8 +564,11 @@ class PerceptionNode(LifecycleNode):
         except ImageCodecError as error:
             self._reject_image(error)
             return
-        depth, labels = self._predictor.predict(rgb)
-        self._publish(msg.header, rgb, depth, labels)
+        # The camera's K (scaled to this image; the default field of view when no
+        # CameraInfo came) fixes the scale of a canonical-camera network's metric depth.
+        info, K = output_camera_info(self._camera_info, msg.header, *rgb.shape[:2])
+        depth, labels = self._predictor.predict(rgb, K)
+        self._publish(msg.header, rgb, depth, labels, info, K)
         processing_ms = (time.perf_counter() - started) * 1e3
         latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp,
                                                              clock_type=self.get_clock().clock_type)
@@ -573,12 +576,11 @@ class PerceptionNode(LifecycleNode):
         self._outputs['latency'].publish(Float32(data=float(latency_ms)))
         self._stats.record_processed(processing_ms, latency_ms)
 
-    def _publish(self, header, rgb: np.ndarray, depth: np.ndarray, labels: np.ndarray) -> None:
+    def _publish(self, header, rgb: np.ndarray, depth: np.ndarray, labels: np.ndarray,
+                 info: CameraInfo, K: np.ndarray) -> None:
         settings, out = self._settings, self._outputs
-        height, width = labels.shape
         depth = depth_for_publishing(depth, labels,
                                      settings.sky_class if settings.sky_as_inf else None)
-        info, K = output_camera_info(self._camera_info, header, height, width)
         out['depth'].publish(numpy_to_imgmsg(depth, '32FC1', header))
         out['camera_info'].publish(info)
         out['labels'].publish(numpy_to_imgmsg(labels, 'mono8', header))

@@ -104,3 +104,44 @@ def test_evaluate_errors_are_one_line_and_name_the_culprit(tmp_path, nyuv2_like,
                  '--size', '64by128', '--out', str(tmp_path / 'e4')]) == 2
     assert '--size' in capsys.readouterr().err
     assert not (tmp_path / 'e4').exists()
+
+
+def _write_depth_folder(root, sizes, depth_per_frame) -> None:
+    """A folder dataset of frames of different sizes, each with one constant ground-truth
+    depth and its own K."""
+    rng = np.random.default_rng(2)
+    for name in ('rgb', 'depth', 'K'):
+        (root / name).mkdir(parents=True)
+    for i, ((height, width), metres) in enumerate(zip(sizes, depth_per_frame)):
+        cv2.imwrite(str(root / 'rgb' / f'{i}.png'),
+                    rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        np.save(root / 'depth' / f'{i}.npy', np.full((height, width), metres, np.float32))
+        np.save(root / 'K' / f'{i}.npy', np.array([[200.0 + 100 * i, 0, width / 2],
+                                                   [0, 200.0 + 100 * i, height / 2],
+                                                   [0, 0, 1]]))
+
+
+def test_predictor_protocol_scores_each_frame_at_its_size_with_its_K(tmp_path):
+    from jointdistill_core.inference import Predictor
+    torch.manual_seed(3)
+    model = build_model({'arch': 'student', 'width_mult': 0.25, 'decoder_channels': [16, 16, 16],
+                         'canonical_focal_px': 150.0}).eval()
+    save_checkpoint(tmp_path / 'canonical', model, {'input_size': [64, 128]})
+    root = tmp_path / 'frames'
+    _write_depth_folder(root, [(60, 200), (90, 120)], [4.0, 9.0])
+    data = f'folder:{root}'
+    assert main(['evaluate', '--checkpoint', str(tmp_path / 'canonical'), '--data', data,
+                 '--out', str(tmp_path / 'batched')]) == 2  # sizes differ: cannot batch
+    assert main(['evaluate', '--checkpoint', str(tmp_path / 'canonical'), '--data', data,
+                 '--protocol', 'predictor', '--out', str(tmp_path / 'eval')]) == 0
+    metrics = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())['metrics']
+    assert 'miou' not in metrics  # the folder has no labels
+    assert metrics['constant_abs_rel'] == pytest.approx(0.0)  # depth is constant per frame
+    predictor = Predictor.from_model(model, (64, 128), device='cpu')
+    relative = []
+    for i, truth in enumerate((4.0, 9.0)):
+        image = cv2.cvtColor(cv2.imread(str(root / 'rgb' / f'{i}.png')), cv2.COLOR_BGR2RGB)
+        depth, _ = predictor.predict(image, np.load(root / 'K' / f'{i}.npy'))
+        relative.append(np.abs(depth - truth).ravel() / truth)
+    assert metrics['abs_rel'] == pytest.approx(float(np.concatenate(relative).mean()), rel=1e-5)
+    assert (tmp_path / 'eval' / 'samples.png').is_file()

@@ -91,14 +91,19 @@ def test_sidecar_describes_the_export(exported) -> None:
                                                ('student.pt', 'torchscript')])
 def test_from_exported_equals_from_checkpoint(exported, filename: str, backend: str) -> None:
     _, folder = exported
-    image = np.random.default_rng(3).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    # An image of the export size's aspect: both predictors use the same model input.
+    height, width = 3 * SIZE[0] // 2, 3 * SIZE[1] // 2
+    image = np.random.default_rng(3).integers(0, 256, (height, width, 3), dtype=np.uint8)
     from_file = Predictor.from_exported(folder / filename, device='cpu')
     from_checkpoint = Predictor.from_checkpoint(folder / 'student', device='cpu')
     assert from_file.backend == backend and from_file.input_size == SIZE
+    # Other aspects: an exported file keeps its one input size, a checkpoint follows.
+    assert from_file.input_size_for((100, 400)) == SIZE
+    assert from_checkpoint.input_size_for((100, 400)) != SIZE
     assert from_file.num_classes == 6 and from_file.max_depth == 50.0
     depth_a, labels_a = from_file.predict(image)
     depth_b, labels_b = from_checkpoint.predict(image)
-    assert depth_a.shape == labels_a.shape == (120, 200) and labels_a.dtype == np.uint8
+    assert depth_a.shape == labels_a.shape == (height, width) and labels_a.dtype == np.uint8
     np.testing.assert_allclose(depth_a, depth_b, atol=1e-4)
     assert np.mean(labels_a == labels_b) > 0.999
     assert from_file.last_forward_ms > 0

@@ -85,7 +85,8 @@ def test_predictor_num_threads(tmp_path):
         assert torch.get_num_threads() == 1
         ort_predictor = Predictor.from_checkpoint(checkpoint, device='cpu',
                                                   backend='onnxruntime', num_threads=1)
-        assert ort_predictor._runner.session.get_session_options().intra_op_num_threads == 1
+        session = ort_predictor._runner(ort_predictor.input_size).session
+        assert session.get_session_options().intra_op_num_threads == 1
     finally:
         torch.set_num_threads(before)
 

@@ -12,6 +12,7 @@ import torch
 from jointdistill_core.checkpoint import CheckpointError, save_checkpoint
 from jointdistill_core.inference import DeviceUnavailableError, Predictor, resolve_device
 from jointdistill_core.models import JointStudent, SegTeacher
+from jointdistill_core.models.factory import build_model
 
 torch.set_num_threads(1)
 NO_CUDA = not torch.cuda.is_available()
@@ -57,14 +58,16 @@ def test_output_resolution_and_dtypes_480x640_with_128x256_model(checkpoint, ima
 
 
 def test_predict_equals_the_documented_pipeline(checkpoint, image) -> None:
-    """Stretch to the model size (INTER_AREA when shrinking), run the unfused network,
-    resize depth bilinearly and the arg-max labels with nearest neighbour."""
+    """Resize to the model size that keeps the aspect (INTER_AREA when shrinking), run the
+    unfused network, resize depth bilinearly and the arg-max labels with nearest neighbour.
+    A 480x640 (4:3) image with the 64x128 budget of 8192 pixels: about 78x105, so 64x96."""
     model, path = checkpoint
     predictor = Predictor.from_checkpoint(path, device='cpu')  # input size from the checkpoint
     assert predictor.input_size == (64, 128)
+    assert predictor.input_size_for((480, 640)) == (64, 96)
     depth, labels = predictor.predict(image)
 
-    small = cv2.resize(image, (128, 64), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image, (96, 64), interpolation=cv2.INTER_AREA)
     x = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0
     with torch.no_grad():
         out = model(x)
@@ -215,3 +218,39 @@ def test_cuda_fp16_matches_cpu_fp32(checkpoint, image) -> None:
     assert depth_gpu.dtype == np.float32
     np.testing.assert_allclose(depth_gpu, depth_cpu, rtol=2e-2, atol=5e-2)
     assert np.mean(labels_gpu == labels_cpu) > 0.98
+
+
+def test_model_input_size_keeps_the_aspect_at_the_pixel_budget() -> None:
+    from jointdistill_core.inference import model_input_size
+    # KITTI 1242x375 (aspect 3.31) at 256x512 = 131072 px: height 199 -> 192, then
+    # 192 * 3.31 = 636 -> 640.
+    assert model_input_size((375, 1242), (256, 512)) == (192, 640)
+    # 640x480 (4:3): height 313.5 -> 320, then 426.7 -> 416.
+    assert model_input_size((480, 640), (256, 512)) == (320, 416)
+    assert model_input_size((256, 512), (256, 512)) == (256, 512)
+    assert model_input_size((720, 1280), (128, 256)) == (128, 224)  # 135.8 -> 128; 227.6
+
+
+def test_canonical_depth_follows_the_focal_length_of_K(tmp_path, image) -> None:
+    """A canonical-camera network's metric depth scales with the focal length of K: twice
+    the focal length, twice the depth; without K, the default field of view is assumed."""
+    from jointdistill_core.geometry import default_intrinsics
+    from jointdistill_core.inference import DEFAULT_HFOV_DEG
+    torch.manual_seed(0)
+    model = build_model({'arch': 'student', 'width_mult': 0.25, 'decoder_channels': [16, 16, 16],
+                         'canonical_focal_px': 100.0}).eval()
+    predictor = Predictor.from_model(model, (64, 128), device='cpu')
+    K = np.array([[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]])
+    near, _ = predictor.predict(image, K)
+    far, _ = predictor.predict(image, K * np.array([[2], [2], [1]]))
+    np.testing.assert_allclose(far, 2 * near, rtol=1e-5)
+    # At the 64x96 model input, f = 500 * 96 / 640 = 75 px (fx) and 500 * 64 / 480 = 66.7 px
+    # (fy): sqrt(fx fy) = 70.7, so metres = network output * 70.7 / 100.
+    small = cv2.resize(image, (96, 64), interpolation=cv2.INTER_AREA)
+    with torch.no_grad():
+        raw = model(torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0).depth
+    expected = cv2.resize(raw[0, 0].numpy(), (640, 480)) * np.sqrt(75.0 * 500 * 64 / 480) / 100
+    np.testing.assert_allclose(near, expected, rtol=1e-3)
+    default, _ = predictor.predict(image)
+    assumed, _ = predictor.predict(image, default_intrinsics(480, 640, DEFAULT_HFOV_DEG))
+    np.testing.assert_array_equal(default, assumed)

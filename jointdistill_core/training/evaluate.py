@@ -72,6 +72,49 @@ def evaluate_model(model: nn.Module, dataset: Dataset, num_classes: int, device:
     return metrics
 
 
+def sample_rgb8(sample: dict) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a sample's float image (exact for 8-bit sources)."""
+    return (sample['image'].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(
+        np.uint8)
+
+
+def evaluate_predictor(predictor, dataset: Dataset, num_classes: int,
+                       progress: bool = False) -> dict[str, float]:
+    """Metrics of `predictor` (jointdistill_core.inference.Predictor) over `dataset`, one frame
+    at a time at the frame's own resolution with its K: what the ROS node computes.
+
+    Same keys as `evaluate_model` for what the predictor outputs and the dataset annotates
+    (a task without any ground truth in the split is left out), plus the reference of a
+    constant depth per frame (the median of that frame's ground truth, an oracle no network
+    can know) as 'constant_abs_rel' and 'constant_delta1'.
+    """
+    segmentation = SegmentationAccumulator(num_classes) if predictor.num_classes else None
+    depth_errors, constant_errors = DepthAccumulator(), DepthAccumulator()
+    for index in tqdm(range(len(dataset)), desc='evaluate', unit='frame', disable=not progress,
+                      dynamic_ncols=True):
+        sample = dataset[index]
+        depth, labels = predictor.predict(sample_rgb8(sample), sample['K'].double().numpy())
+        truth = sample['depth'][0].numpy()
+        if segmentation is not None:
+            segmentation.update(labels, sample['labels'].numpy())
+        if depth is not None:
+            depth_errors.update(depth, truth)
+            valid = truth[truth > 0]
+            if valid.size:
+                constant_errors.update(np.full_like(truth, np.median(valid)), truth)
+    metrics: dict[str, float] = {}
+    if segmentation is not None and segmentation.confusion.sum():
+        computed = segmentation.compute()
+        metrics.update({key: computed[key] for key in SEG_KEYS})
+    computed = depth_errors.compute()
+    if computed['valid_pixels']:
+        metrics.update({key: computed[key] for key in DEPTH_KEYS})
+        constant = constant_errors.compute()
+        metrics.update({'constant_abs_rel': constant['abs_rel'],
+                        'constant_delta1': constant['delta1']})
+    return metrics
+
+
 def selection_score(metrics: dict[str, float], task: str) -> float:
     """Higher is better; picks the `best` checkpoint. multi: miou - abs_rel; seg: miou;
     depth: -abs_rel (both fractions). NaN (nothing valid) counts as -inf."""
@@ -95,7 +138,7 @@ def format_table(metrics: dict[str, float]) -> str:
 def _format_value(key: str, value: float) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return 'n/a'
-    if key in ('miou', 'pixel_acc', 'delta1', 'delta2', 'delta3'):
+    if key in ('miou', 'pixel_acc', 'delta1', 'delta2', 'delta3', 'constant_delta1'):
         return f'{100 * value:.2f} %'
     if key in ('abs_err', 'rmse'):
         return f'{value:.4f} m'
