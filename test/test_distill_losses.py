@@ -6,11 +6,13 @@ import math
 import pytest
 import torch
 
-from jointdistill_core.distill.losses import (attention_map, group_labels, kl_with_temperature,
+from jointdistill_core.distill.losses import (align_scale_shift, aligned_depth, attention_map,
+                                              depth_in_kind, group_labels, kl_with_temperature,
                                               masked_cross_entropy, masked_l1,
                                               normalized_feature_distance, resize_to,
-                                              scale_invariant_log_loss, seeded_init,
-                                              task_loss_terms)
+                                              scale_invariant_log_loss, seeded_init, ssi_label_loss,
+                                              ssi_loss, task_loss_terms, teacher_depth_loss,
+                                              teacher_hard_labels)
 from jointdistill_core.models.outputs import ModelOutput
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
@@ -154,3 +156,129 @@ def test_seeded_init_is_deterministic_and_leaves_global_rng_alone():
     with seeded_init(9):
         second = torch.nn.Conv2d(2, 2, 1).weight.detach().clone()
     assert torch.equal(first, second)
+
+
+def test_kl_skips_ignored_pixels_and_is_zero_when_all_are():
+    # Pixel 0 as above (3 ln 1.5 - ln 2); pixel 1 a confident teacher (0, 5) the student
+    # disagrees with. Ignoring pixel 1 leaves pixel 0's value alone, not half of it.
+    teacher = torch.tensor([[2 * LN3, 0.0], [0.0, 5.0]]).T.reshape(1, 2, 1, 2)
+    student = torch.zeros(1, 2, 1, 2, requires_grad=True)
+    ignore = torch.tensor([[[False, True]]])
+    loss = kl_with_temperature(student, teacher, 2.0, ignore=ignore)
+    assert loss.item() == pytest.approx(3 * math.log(1.5) - LN2, rel=1e-6)
+    assert kl_with_temperature(student, teacher, 2.0).item() > loss.item()
+    nothing = kl_with_temperature(student, teacher, 2.0, ignore=torch.ones(1, 1, 2, dtype=bool))
+    nothing.backward()
+    assert nothing.item() == 0.0 and torch.equal(student.grad, torch.zeros_like(student))
+
+
+def test_teacher_hard_labels_are_void_where_the_teacher_is_void():
+    logits = torch.tensor([[0.0, 3.0], [2.0, 0.0], [0.0, 1.0]]).T.reshape(1, 2, 1, 3)
+    out = ModelOutput(seg_logits=logits, seg_void=torch.tensor([[[False, False, True]]]))
+    assert teacher_hard_labels(out).tolist() == [[[1, 0, 255]]]
+    assert teacher_hard_labels(ModelOutput(seg_logits=logits)).tolist() == [[[1, 0, 1]]]
+    # At twice the size, the void mask follows nearest-neighbour.
+    assert teacher_hard_labels(out, (1, 6)).tolist() == [[[1, 1, 0, 0, 255, 255]]]
+
+
+# ---- depth kinds: the scale-and-shift-invariant loss and the alignment ---------------------
+# target t = (1, 2, 3, 10): lower median 2, centred (-1, 0, 1, 8), mean |.| = 10/4 = 2.5,
+# normalised (-0.4, 0, 0.4, 3.2). Prediction p = (1, 2, 4, 10): median 2, centred
+# (-1, 0, 2, 8), mean |.| = 11/4, normalised (-4/11, 0, 8/11, 32/11). Differences
+# 2/55, 0, 18/55, -16/55: mean absolute value 36/55 / 4 = 9/55.
+SSI_TARGET = (1.0, 2.0, 3.0, 10.0)
+SSI_PREDICTION = (1.0, 2.0, 4.0, 10.0)
+SSI_BY_HAND = 9 / 55
+
+
+def _row(*values) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32).reshape(1, 1, 1, -1)
+
+
+def test_ssi_loss_by_hand_and_invariant_to_scale_and_shift_of_either_side():
+    prediction, target = _row(*SSI_PREDICTION), _row(*SSI_TARGET)
+    assert ssi_loss(prediction, target).item() == pytest.approx(SSI_BY_HAND, rel=1e-6)
+    assert ssi_loss(3.0 * prediction + 7.0, 0.5 * target - 2.0).item() == \
+        pytest.approx(SSI_BY_HAND, rel=1e-5)
+    assert ssi_loss(2.0 * target + 5.0, target).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ssi_loss_uses_only_valid_pixels_and_images():
+    # A non-finite target pixel is left out; a second image without a valid pixel does not
+    # count in the mean over images.
+    prediction = torch.cat([_row(*SSI_PREDICTION, 50.0), _row(1.0, 2.0, 3.0, 4.0, 5.0)])
+    target = torch.cat([_row(*SSI_TARGET, math.nan), torch.full((1, 1, 1, 5), math.nan)])
+    assert ssi_loss(prediction, target).item() == pytest.approx(SSI_BY_HAND, rel=1e-6)
+
+
+def test_ssi_loss_gradient_carries_no_scale_or_shift():
+    # L(a p + b) = L(p): the gradient is orthogonal to p (Euler, degree 0) and sums to 0.
+    prediction = _row(*SSI_PREDICTION).requires_grad_(True)
+    ssi_loss(prediction, _row(*SSI_TARGET)).backward()
+    grad = prediction.grad.flatten()
+    assert grad.abs().sum() > 0
+    assert grad.sum().item() == pytest.approx(0.0, abs=1e-6)
+    assert (grad * prediction.detach().flatten()).sum().item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ssi_loss_without_valid_pixels_is_zero_and_differentiable():
+    prediction = torch.ones(2, 1, 2, 2, requires_grad=True)
+    loss = ssi_loss(prediction, torch.full((2, 1, 2, 2), math.nan))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(prediction.grad, torch.zeros_like(prediction))
+
+
+def test_teacher_depth_loss_by_depth_kind():
+    # relative_inverse: the student's depth (1, 1/2, 1/4, 1/10) m is inverse depth
+    # SSI_PREDICTION; the teacher's disparity is SSI_TARGET with an unknown scale 3 and shift 7.
+    student = 1.0 / _row(*SSI_PREDICTION)
+    disparity = 3.0 * _row(*SSI_TARGET) + 7.0
+    assert teacher_depth_loss(student, disparity, 'relative_inverse').item() == \
+        pytest.approx(SSI_BY_HAND, rel=1e-5)
+    # relative: matched in depth itself, the same numbers with the roles of depth taken.
+    assert teacher_depth_loss(_row(*SSI_PREDICTION), 2.0 * _row(*SSI_TARGET) + 1.0,
+                              'relative').item() == pytest.approx(SSI_BY_HAND, rel=1e-5)
+    # metric: the method's metric loss (default L1 in metres): mean |p - t| = 1/4.
+    assert teacher_depth_loss(_row(*SSI_PREDICTION), _row(*SSI_TARGET), 'metric').item() == \
+        pytest.approx(0.25)
+    silog = teacher_depth_loss(_row(1.0, 2.0), _row(2.0, 4.0), 'metric', 'silog', 1.0)
+    assert silog.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ssi_label_loss_reads_labels_in_the_kinds_space_and_ignores_invalid_ones():
+    # Labels 1, 1/2, 1/3, 1/10 m are inverse depth SSI_TARGET; the 0 m pixel is invalid.
+    labels = 1.0 / _row(*SSI_TARGET, math.inf)
+    prediction = _row(*SSI_PREDICTION, 123.0)
+    assert ssi_label_loss(prediction, labels, 'relative_inverse').item() == \
+        pytest.approx(SSI_BY_HAND, rel=1e-5)
+    none_valid = ssi_label_loss(prediction.requires_grad_(True), torch.zeros_like(labels),
+                                'relative_inverse')
+    none_valid.backward()
+    assert none_valid.item() == 0.0 and not torch.isnan(prediction.grad).any()
+
+
+def test_align_scale_shift_by_hand():
+    # p = (0, 1, 2), t = (1, 2, 4): mean p 1, mean t 7/3, cov 1, var 2/3 -> s = 3/2,
+    # b = 7/3 - 3/2 = 5/6: aligned (5/6, 7/3, 23/6). The masked pixel still gets s p + b.
+    prediction, target = _row(0.0, 1.0, 2.0, 10.0), _row(1.0, 2.0, 4.0, -99.0)
+    mask = torch.tensor([True, True, True, False]).reshape(1, 1, 1, 4)
+    aligned = align_scale_shift(prediction, target, mask)
+    assert aligned.flatten().tolist() == pytest.approx([5 / 6, 7 / 3, 23 / 6, 15 + 5 / 6])
+    constant = align_scale_shift(torch.ones(1, 1, 1, 3), _row(1.0, 2.0, 6.0),
+                                 torch.ones(1, 1, 1, 3, dtype=bool))
+    assert constant.flatten().tolist() == pytest.approx([3.0, 3.0, 3.0])
+
+
+def test_aligned_depth_recovers_metres_from_relative_inverse_depth():
+    depth = _row(1.0, 2.0, 4.0, 0.0)   # metres; the last pixel has no label
+    disparity = 2.0 / depth.clamp_min(0.5) + 1.0  # unknown scale 2 and shift 1
+    metres = aligned_depth(disparity, depth, 'relative_inverse', max_depth=80.0)
+    assert metres.flatten()[:3].tolist() == pytest.approx([1.0, 2.0, 4.0], rel=1e-6)
+    # Depth beyond max_depth is capped: aligned inverse depth below 1 / max_depth.
+    assert aligned_depth(disparity, depth, 'relative_inverse', max_depth=3.0).flatten()[2] \
+        == pytest.approx(3.0)
+    relative = aligned_depth(5.0 * depth - 1.0, depth, 'relative', max_depth=80.0)
+    assert relative.flatten()[:3].tolist() == pytest.approx([1.0, 2.0, 4.0], rel=1e-6)
+    assert torch.equal(aligned_depth(depth, depth, 'metric', 80.0), depth)
+    assert depth_in_kind(_row(2.0, 0.0), 'relative_inverse').flatten().tolist() == \
+        pytest.approx([0.5, 1000.0])

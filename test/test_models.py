@@ -1,13 +1,14 @@
-"""Networks: shapes, bounds, features, size limits, profiling, BN folding, factory, external."""
+"""Networks: shapes, bounds, features, size limits, profiling, BN folding, factory.
+(Foreign teachers, files and folders a user brings: test_teachers.py.)"""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
 
-from jointdistill_core.models import (DepthTeacher, ExternalModelError, ExternalTeacher,
-                                      JointStudent, ModelSpecError, SegTeacher, activation_bytes,
-                                      build_model, count_flops, count_parameters, fuse_conv_bn)
+from jointdistill_core.models import (DepthTeacher, JointStudent, ModelSpecError, SegTeacher,
+                                      activation_bytes, build_model, count_flops,
+                                      count_parameters, fuse_conv_bn)
 
 torch.set_num_threads(1)
 
@@ -177,71 +178,3 @@ def test_factory_round_trips_every_architecture() -> None:
 def test_factory_rejects_bad_specs(spec, message: str) -> None:
     with pytest.raises(ModelSpecError, match=message):
         build_model(spec)
-
-
-class _TinySeg(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x[:, :1] * 2.0, x[:, 1:2] - x[:, 2:3], x[:, 2:3]], dim=1)
-
-
-class _TinyDepth(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 1.0 + 4.0 * x.mean(dim=1, keepdim=True)
-
-
-class _WrongShape(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, ::2, ::2]
-
-
-def _save_torchscript(module: nn.Module, path) -> None:
-    torch.jit.save(torch.jit.trace(module.eval(), torch.rand(1, 3, 32, 32)), str(path))
-
-
-def _save_onnx(module: nn.Module, path) -> None:
-    torch.onnx.export(module.eval(), (torch.rand(1, 3, 32, 32),), str(path), dynamo=False,
-                      opset_version=17, input_names=['image'], output_names=['out'],
-                      dynamic_axes={'image': {0: 'n', 2: 'h', 3: 'w'}})
-
-
-# The helpers above use TorchScript and the legacy ONNX exporter, deprecated upstream.
-@pytest.mark.filterwarnings('ignore::DeprecationWarning')
-@pytest.mark.parametrize('saver', [_save_torchscript, _save_onnx])
-def test_external_teacher_runs_torchscript_and_onnx(tmp_path, saver) -> None:
-    x = torch.rand(2, 3, 32, 64)
-    seg_file, depth_file = tmp_path / 'seg.bin', tmp_path / 'depth.bin'  # names don't matter
-    saver(_TinySeg(), seg_file)
-    saver(_TinyDepth(), depth_file)
-    seg = ExternalTeacher(seg_file, 'seg')
-    depth = ExternalTeacher(depth_file, 'depth', max_depth=10.0)
-    expected_backend = 'torchscript' if saver is _save_torchscript else 'onnxruntime'
-    assert seg.backend == depth.backend == expected_backend
-    seg_out, depth_out = seg(x), depth(x)
-    assert seg_out.features == {} and seg_out.depth is None and seg.num_classes == 3
-    assert torch.allclose(seg_out.seg_logits, _TinySeg()(x), atol=1e-6)
-    assert torch.allclose(depth_out.depth, 1.0 + 4.0 * x.mean(dim=1, keepdim=True), atol=1e-6)
-    assert depth_out.seg_logits is None and depth.max_depth == 10.0
-    assert not any(p.requires_grad for p in seg.parameters())
-    seg.train()
-    assert not seg.training
-
-
-@pytest.mark.filterwarnings('ignore::DeprecationWarning')
-def test_external_teacher_errors(tmp_path) -> None:
-    with pytest.raises(ExternalModelError, match='file not found'):
-        ExternalTeacher(tmp_path / 'absent.onnx', 'seg')
-    garbage = tmp_path / 'garbage.onnx'
-    garbage.write_bytes(b'definitely not a model' * 10)
-    with pytest.raises(ExternalModelError, match='garbage.onnx.*neither a TorchScript'):
-        ExternalTeacher(garbage, 'seg')
-    script = tmp_path / 'tiny.pt'
-    _save_torchscript(_TinyDepth(), script)
-    with pytest.raises(ExternalModelError, match="task must be one of"):
-        ExternalTeacher(script, 'normals')
-    # A 1-channel output is not segmentation logits; a half-size output is not depth.
-    with pytest.raises(ExternalModelError, match=r'task seg.*\(1, 1, 32, 32\)'):
-        ExternalTeacher(script, 'seg')(torch.rand(1, 3, 32, 32))
-    wrong = tmp_path / 'wrong.onnx'
-    _save_onnx(_WrongShape(), wrong)
-    with pytest.raises(ExternalModelError, match=r'wrong.onnx \(task depth\).*\(1, 3, 16, 16\)'):
-        ExternalTeacher(wrong, 'depth')(torch.rand(1, 3, 32, 32))

@@ -5,8 +5,11 @@ L = w_seg * L_seg(z_S, z_Tseg) + w_depth * L_depth(d_S, d_Tdepth)
     + lambda_feat * sum_{t in seg, depth} sum_{l in enc, dec}
         mean_px || n(A_t^l(SE_t^l(f_S^l))) - n(f_{T_t}^l) ||^2
 
-L_seg: 'soft' = T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)); 'hard' = CE(z_S, argmax z_Tseg).
-L_depth: 'l1' = mean |d_S - d_T| (metres); 'silog' = Eigen's scale-invariant log loss.
+L_seg: 'soft' = T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)); 'hard' = CE(z_S, argmax z_Tseg);
+a class-mapped teacher's void pixels are skipped by both.
+L_depth: 'l1' = mean |d_S - d_T| (metres); 'silog' = Eigen's scale-invariant log loss. The
+depth teacher must be metric: without labels nothing else gives the student its scale (a
+relative teacher is a configuration error at set-up).
 SE_t^l is a squeeze-and-excitation channel gate (global average pool, 1x1 conv down by 4,
 ReLU, 1x1 conv up, sigmoid) that picks the student channels relevant to teacher t, as Ye et
 al.'s channel-coding branches do; A_t^l a 1x1 convolution to the teacher's channel count.
@@ -25,9 +28,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from jointdistill_core.config import ConfigError
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
-    depth_distance,
     feature_key,
     kl_with_temperature,
     masked_cross_entropy,
@@ -36,6 +39,8 @@ from jointdistill_core.distill.losses import (
     probe_teacher_channels,
     seeded_init,
     student_feature_channels,
+    teacher_depth_loss,
+    teacher_hard_labels,
 )
 from jointdistill_core.models.outputs import ModelOutput
 
@@ -87,6 +92,17 @@ class ChannelGate(nn.Module):
         return features * self.excite(features)
 
 
+@torch.no_grad()
+def _check_metric_teacher(teacher: nn.Module, images: torch.Tensor) -> None:
+    """Without labels the depth teacher is the only source of scale: it must be metric."""
+    kind = teacher(images).depth_kind
+    if kind != 'metric':
+        raise ConfigError(
+            f'teachers.depth.depth_kind: amalgamation reads no ground truth, so with a {kind} '
+            'depth teacher nothing gives the student its metric scale; use a metric depth '
+            'teacher, or static_kd / jointdistill with metric depth in the data')
+
+
 class Amalgamation(DistillMethod):
     name = 'amalgamation'
     Params = AmalgamationParams
@@ -101,10 +117,12 @@ class Amalgamation(DistillMethod):
         self.adaptors = nn.ModuleDict()  # '<task>_<layer>' -> gate + 1x1, built in setup()
 
     def setup(self, probe_batch: dict, val_batch: dict, teachers: dict[str, nn.Module]) -> None:
-        if not self.params.lambda_feat:
-            return
         device = module_device(self._student[0])
         images = probe_batch['image'][:1].to(device)
+        if self.params.depth_weight:
+            _check_metric_teacher(teachers['depth'], images)
+        if not self.params.lambda_feat:
+            return
         with seeded_init(4):
             for task in TASKS:
                 keys = [feature_key(layer, task) for layer in LAYERS]
@@ -121,25 +139,28 @@ class Amalgamation(DistillMethod):
         params = self.params
         terms = {}
         if params.seg_weight:
-            terms['amal/seg'] = params.seg_weight * self.seg_loss(
-                student_out.seg_logits, teacher_outs['seg'].seg_logits.detach())
+            terms['amal/seg'] = params.seg_weight * self.seg_loss(student_out.seg_logits,
+                                                                  teacher_outs['seg'])
         if params.depth_weight:
-            terms['amal/depth'] = params.depth_weight * self.depth_loss(
-                student_out.depth, teacher_outs['depth'].depth.detach())
+            terms['amal/depth'] = params.depth_weight * self.depth_loss(student_out.depth,
+                                                                        teacher_outs['depth'])
         if params.lambda_feat:
             for task in TASKS:
                 terms[f'amal/feat_{task}'] = params.lambda_feat * self.feature_loss(
                     task, student_out, teacher_outs[task])
         return terms
 
-    def seg_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    def seg_loss(self, student_logits: torch.Tensor, teacher_out: ModelOutput) -> torch.Tensor:
         if self.params.seg_target == 'soft':
-            return kl_with_temperature(student_logits, teacher_logits, self.params.temperature)
-        return masked_cross_entropy(student_logits, teacher_logits.argmax(dim=1))
+            return kl_with_temperature(student_logits, teacher_out.seg_logits,
+                                       self.params.temperature, ignore=teacher_out.seg_void)
+        return masked_cross_entropy(student_logits, teacher_hard_labels(teacher_out))
 
-    def depth_loss(self, student_depth: torch.Tensor, teacher_depth: torch.Tensor) -> torch.Tensor:
-        return depth_distance(self.params.depth_loss, student_depth, teacher_depth,
-                              self.params.silog_variance_weight)
+    def depth_loss(self, student_depth: torch.Tensor, teacher_out: ModelOutput) -> torch.Tensor:
+        """L_depth for a metric teacher; the scale-and-shift-invariant loss for a relative one."""
+        return teacher_depth_loss(student_depth, teacher_out.depth.detach(),
+                                  teacher_out.depth_kind, self.params.depth_loss,
+                                  self.params.silog_variance_weight)
 
     def feature_loss(self, task: str, student_out: ModelOutput,
                      teacher_out: ModelOutput) -> torch.Tensor:

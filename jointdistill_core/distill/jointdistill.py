@@ -32,6 +32,15 @@
 
 L = sum_i w_i L_task,i + lambda_kd L_kd + lambda_traj L_traj (+ connector terms).
 
+Foreign teachers (jointdistill_core.teachers, docs/teachers.md): the KL skips a class-mapped
+teacher's void pixels (`seg_void`). A relative depth teacher ('relative' or
+'relative_inverse') keeps the fused depth target in its own space: the residual head corrects
+it without the max_depth cap, the connector's depth term matches it to the labels and the
+student's D matches it to the student by the scale-and-shift-invariant loss (`ssi_loss`,
+per image), so the student's metric scale comes only from its labels. The depth ability then
+compares like with like: teacher and student predictions are both aligned per image to the
+labels (least-squares scale and shift in the teacher's space) before abs rel.
+
 `step` in on_step_end counts completed optimizer steps from 1; evaluations happen when
 step % eval_every == 0. All state (omega, best score, weight history, snapshots, connector)
 is in the module's state_dict as tensors, so a resumed run continues exactly.
@@ -48,15 +57,19 @@ from torch import nn
 from jointdistill_core.data.sample import IGNORE_INDEX
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
+    aligned_depth,
     attention_map,
     depth_distance,
+    depth_in_kind,
     kl_with_temperature,
     masked_cross_entropy,
     module_device,
     probe_teacher_channels,
     resize_to,
     seeded_init,
+    ssi_label_loss,
     task_loss_terms,
+    teacher_depth_loss,
     valid_depth_mask,
 )
 from jointdistill_core.distill.mtl import TaskWeights
@@ -126,15 +139,24 @@ class JointDistillParams(TaskWeights):
                              f'{list(TRAJECTORY_LAYER_CHOICES)}, got {self.trajectory_layers}')
 
 
-def batch_miou(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+def batch_miou(logits: torch.Tensor, labels: torch.Tensor, num_classes: int,
+               void: torch.Tensor | None = None) -> float:
     """mIoU of argmax(logits (N, C, h, w)) against labels (N, H, W) over one batch: one
-    confusion matrix, void ignored, mean over classes present in ground truth or prediction."""
+    confusion matrix, void labels ignored, mean over classes present in ground truth or
+    prediction. `void` (N, h, w) bool marks predictions of no class (a class-mapped teacher's
+    void): they count as misses of the labelled class."""
     prediction = resize_to(logits, labels.shape[-2:]).argmax(dim=1)
+    if void is not None:
+        void = resize_to(void[:, None], labels.shape[-2:], mode='nearest')[:, 0]
+        prediction = prediction.masked_fill(void, num_classes)
     valid = labels != IGNORE_INDEX
-    pairs = labels[valid] * num_classes + prediction[valid]
-    confusion = torch.bincount(pairs, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    columns = num_classes + 1  # the last column: predicted void
+    pairs = labels[valid] * columns + prediction[valid]
+    confusion = torch.bincount(pairs, minlength=num_classes * columns).reshape(
+        num_classes, columns)
     true_positive = confusion.diag().double()
-    union = confusion.sum(0).double() + confusion.sum(1).double() - true_positive
+    union = confusion[:, :num_classes].sum(0).double() + confusion.sum(1).double() \
+        - true_positive
     present = union > 0
     return float((true_positive[present] / union[present]).mean()) if bool(present.any()) else 0.0
 
@@ -168,8 +190,9 @@ class FusionConnector(nn.Module):
     """Teachers' decoder features -> fused seg logits (N, C, h, w) and depth (N, 1, h, w) m.
 
     residual: the heads (zero-initialised) correct the teachers' predictions (teacher_logits
-    (N, C, H, W), teacher_depth (N, 1, H, W) metres); otherwise the heads predict from the
-    features alone and the teachers' predictions are ignored."""
+    (N, C, H, W), teacher_depth (N, 1, H, W) of `depth_kind`: metres, capped at max_depth, or
+    a relative teacher's own units, uncapped); otherwise the heads predict from the features
+    alone and the teachers' predictions are ignored."""
 
     def __init__(self, seg_channels: int, depth_channels: int, width: int, num_classes: int,
                  max_depth: float, residual: bool):
@@ -187,8 +210,8 @@ class FusionConnector(nn.Module):
                 nn.init.zeros_(head.bias)
 
     def forward(self, seg_features: torch.Tensor, depth_features: torch.Tensor,
-                teacher_logits: torch.Tensor,
-                teacher_depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                teacher_logits: torch.Tensor, teacher_depth: torch.Tensor,
+                depth_kind: str = 'metric') -> tuple[torch.Tensor, torch.Tensor]:
         size = max(seg_features.shape[-2:], depth_features.shape[-2:],
                    key=lambda hw: hw[0] * hw[1])
         fused = self.trunk(torch.cat([resize_to(seg_features, size),
@@ -198,7 +221,7 @@ class FusionConnector(nn.Module):
             return seg, self.max_depth * torch.sigmoid(depth)
         seg = teacher_logits + resize_to(seg, teacher_logits.shape[-2:])
         depth = teacher_depth * torch.exp(resize_to(depth, teacher_depth.shape[-2:]))
-        return seg, depth.clamp(max=self.max_depth)
+        return seg, depth.clamp(max=self.max_depth) if depth_kind == 'metric' else depth
 
 
 class JointDistill(DistillMethod):
@@ -218,6 +241,7 @@ class JointDistill(DistillMethod):
         self.register_buffer('snapshot_next', torch.zeros((), dtype=torch.long))
         self.last_ability = torch.full((len(TASKS),), math.nan, dtype=torch.float64)
         self.teacher_metrics: tuple[float, float] | None = None
+        self.depth_kind = 'metric'  # the depth teacher's, read in setup()
         self.connector: FusionConnector | None = None
 
     # ----------------------------------------------------------------- set-up
@@ -260,9 +284,17 @@ class JointDistill(DistillMethod):
         self.register_buffer('val_images', images, persistent=False)
         self.register_buffer('val_labels', labels, persistent=False)
         self.register_buffer('val_depth', depth, persistent=False)
+        seg_out, depth_out = teachers['seg'](images), teachers['depth'](images)
+        self.depth_kind = depth_out.depth_kind
         self.teacher_metrics = (
-            batch_miou(teachers['seg'](images).seg_logits, labels, self.num_classes),
-            batch_abs_rel(teachers['depth'](images).depth, depth))
+            batch_miou(seg_out.seg_logits, labels, self.num_classes, seg_out.seg_void),
+            self._abs_rel(depth_out.depth))
+
+    def _abs_rel(self, depth: torch.Tensor) -> float:
+        """abs rel on the validation batch of depth (N, 1, h, w) of the depth teacher's kind;
+        relative depth is aligned per image to the labels first (least squares, in its space)."""
+        metres = aligned_depth(depth, self.val_depth, self.depth_kind, self.max_depth)
+        return batch_abs_rel(metres, self.val_depth)
 
     @torch.no_grad()
     def _build_snapshot_buffers(self, probe_images: torch.Tensor) -> None:
@@ -287,34 +319,36 @@ class JointDistill(DistillMethod):
             seg_target, depth_target = self._distillation_targets(batch, teacher_outs, terms)
             omega = self.omega.float()
             terms['kd/seg'] = params.lambda_kd * omega[0] * kl_with_temperature(
-                student_out.seg_logits, seg_target, params.temperature)
+                student_out.seg_logits, seg_target, params.temperature,
+                ignore=teacher_outs['seg'].seg_void)
             depth_target = resize_to(depth_target, student_out.depth.shape[-2:])
-            terms['kd/depth'] = params.lambda_kd * omega[1] * self.depth_distance(
-                student_out.depth, depth_target)
+            terms['kd/depth'] = params.lambda_kd * omega[1] * teacher_depth_loss(
+                student_out.depth, depth_target, teacher_outs['depth'].depth_kind,
+                params.depth_kd_loss, params.silog_variance_weight)
         if params.trajectory and params.lambda_traj:
             terms['traj'] = params.lambda_traj * self.trajectory_loss()
         return terms
 
-    def depth_distance(self, student_depth: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """D_depth of L_kd: L1 in metres or in log metres, or the scale-invariant log loss."""
-        return depth_distance(self.params.depth_kd_loss, student_depth, target,
-                              self.params.silog_variance_weight)
-
     def _distillation_targets(self, batch: dict, teacher_outs: dict[str, ModelOutput],
                               terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(seg logits, depth in metres) the student distils from, without gradient. With
-        fusion on, also adds the connector's own supervised terms to `terms`."""
+        """(seg logits, depth of the depth teacher's kind) the student distils from, without
+        gradient. With fusion on, also adds the connector's own supervised terms to `terms`:
+        its depth is matched to the labels by `depth_loss` for a metric teacher, and by the
+        scale-and-shift-invariant loss in the teacher's space for a relative one (so the fused
+        target stays relative, like the teacher's)."""
         if not self.params.fusion:
             return teacher_outs['seg'].seg_logits.detach(), teacher_outs['depth'].depth.detach()
         seg_out, depth_out = teacher_outs['seg'], teacher_outs['depth']
+        kind = depth_out.depth_kind
         fused_seg, fused_depth = self.connector(
             seg_out.features['dec_seg'].detach(), depth_out.features['dec_depth'].detach(),
-            seg_out.seg_logits.detach(), depth_out.depth.detach())
+            seg_out.seg_logits.detach(), depth_out.depth.detach(), kind)
         weight = self.params.connector_weight
         if weight:
             terms['connector/seg'] = weight * masked_cross_entropy(fused_seg, batch['labels'])
-            terms['connector/depth'] = weight * depth_distance(self.params.depth_loss,
-                                                               fused_depth, batch['depth'])
+            terms['connector/depth'] = weight * (
+                depth_distance(self.params.depth_loss, fused_depth, batch['depth'])
+                if kind == 'metric' else ssi_label_loss(fused_depth, batch['depth'], kind))
         return fused_seg.detach(), fused_depth.detach()
 
     def trajectory_loss(self) -> torch.Tensor:
@@ -376,8 +410,10 @@ class JointDistill(DistillMethod):
         finally:
             student.train(was_training)
         teacher_miou, teacher_abs_rel = self.teacher_metrics
+        # Like with like: against a relative teacher the student is aligned the same way, so
+        # the ability compares the shape both predict (the student's scale comes from labels).
         return ability_from_metrics(batch_miou(out.seg_logits, self.val_labels, self.num_classes),
-                                    batch_abs_rel(out.depth, self.val_depth),
+                                    self._abs_rel(depth_in_kind(out.depth, self.depth_kind)),
                                     teacher_miou, teacher_abs_rel)
 
     @torch.no_grad()

@@ -134,18 +134,142 @@ def normalized_feature_distance(prediction: torch.Tensor, target: torch.Tensor) 
 
 
 def kl_with_temperature(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                        temperature: float) -> torch.Tensor:
+                        temperature: float, ignore: torch.Tensor | None = None) -> torch.Tensor:
     """Hinton's softened-softmax distillation: T^2 * KL(softmax(t/T) || softmax(s/T)).
 
     KL summed over classes, averaged over pixels (and batch). The T^2 factor keeps gradient
     magnitudes comparable across temperatures. The teacher's logits are resized bilinearly
-    to the student's spatial size when they differ; they receive no gradient.
+    to the student's spatial size when they differ; they receive no gradient. `ignore`
+    (N, H, W) bool (a class-mapped teacher's `seg_void`, resized nearest) marks pixels left
+    out of the average; 0 when every pixel is ignored.
     """
     teacher_logits = resize_to(teacher_logits.detach(), student_logits.shape[-2:])
     log_p_student = F.log_softmax(student_logits / temperature, dim=1)
     log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
     kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1)
+    if ignore is not None:
+        keep = ~resize_to(ignore[:, None], kl.shape[-2:], mode='nearest')[:, 0]
+        if not bool(keep.any()):
+            return _zero_like_graph(student_logits)
+        kl = kl[keep]
     return temperature ** 2 * kl.mean()
+
+
+def teacher_hard_labels(teacher_out, size: tuple[int, int] | torch.Size | None = None
+                        ) -> torch.Tensor:
+    """The segmentation teacher's argmax (N, H, W) int64, at `size` (default: its own), with
+    void (255) where the teacher's most likely class maps to no student class (`seg_void`)."""
+    logits = teacher_out.seg_logits.detach()
+    if size is not None:
+        logits = resize_to(logits, size)
+    labels = logits.argmax(dim=1)
+    if teacher_out.seg_void is not None:
+        void = resize_to(teacher_out.seg_void[:, None], labels.shape[-2:], mode='nearest')[:, 0]
+        labels = labels.masked_fill(void, IGNORE_INDEX)
+    return labels
+
+
+# ---- depth kinds: metric teachers are matched in metres, relative ones up to scale and shift
+MIN_DEPTH = 1e-3  # metres: the smallest depth turned into inverse depth (1000 per metre)
+_SSI_EPS = 1e-6
+
+
+def depth_in_kind(depth: torch.Tensor, kind: str) -> torch.Tensor:
+    """Metres (N, 1, H, W) -> the space of depth kind `kind` (DEPTH_KINDS): unchanged for
+    'metric' and 'relative', inverse depth 1 / max(depth, MIN_DEPTH) (1/m) for
+    'relative_inverse'."""
+    if kind == 'relative_inverse':
+        return 1.0 / depth.clamp_min(MIN_DEPTH)
+    return depth
+
+
+def _median_mad_normalize(values: torch.Tensor) -> torch.Tensor:
+    """(values - median) / mean |values - median| of a 1-D tensor; torch's median is the lower
+    of the two middle values for an even count."""
+    centred = values - values.median()
+    return centred / centred.abs().mean().clamp_min(_SSI_EPS)
+
+
+def ssi_loss(prediction: torch.Tensor, target: torch.Tensor,
+             mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Scale-and-shift-invariant L1 (Ranftl et al. 2020, MiDaS; the affine-invariant loss
+    Depth Anything trains with).
+
+    prediction, target (N, 1, H, W) in the same space (inverse depth for a relative_inverse
+    teacher); prediction resized bilinearly to the target's size. Per image, over `mask`
+    (default: finite target pixels), both sides are normalised by their median and mean
+    absolute deviation, norm(x) = (x - median x) / mean |x - median x|, and the loss is
+    mean |norm(prediction) - norm(target)|: unchanged when either side is multiplied by a
+    positive scale or shifted. Averaged over images with a valid pixel; 0 (still connected to
+    the prediction's graph) when there is none.
+    """
+    prediction = resize_to(prediction, target.shape[-2:])
+    if mask is None:
+        mask = torch.isfinite(target)
+    per_image = [(_median_mad_normalize(p[m]) - _median_mad_normalize(t[m])).abs().mean()
+                 for p, t, m in zip(prediction, target, mask) if bool(m.any())]
+    if not per_image:
+        return _zero_like_graph(prediction)
+    return torch.stack(per_image).mean()
+
+
+def teacher_depth_loss(student_depth: torch.Tensor, target: torch.Tensor, kind: str,
+                       metric_loss: str = 'l1', silog_variance_weight: float = 0.5
+                       ) -> torch.Tensor:
+    """The distance between the student's depth (metres) and a depth teacher's target of
+    depth kind `kind`: `depth_distance(metric_loss, ...)` for 'metric', the
+    scale-and-shift-invariant loss in the kind's space for the relative kinds (the student's
+    metric scale then comes from ground-truth depth, never from the teacher)."""
+    if kind == 'metric':
+        return depth_distance(metric_loss, student_depth, target, silog_variance_weight)
+    return ssi_loss(depth_in_kind(student_depth, kind), target)
+
+
+def ssi_label_loss(prediction: torch.Tensor, depth_labels: torch.Tensor,
+                   kind: str) -> torch.Tensor:
+    """ssi_loss of `prediction` (in the space of relative kind `kind`) against ground-truth
+    depth labels (metres, 0 = invalid) taken into that space; 0 without a valid label."""
+    labels = resize_to(depth_labels, prediction.shape[-2:], mode='nearest')
+    mask = valid_depth_mask(labels)
+    target = torch.where(mask, depth_in_kind(labels, kind), torch.zeros_like(labels))
+    return ssi_loss(prediction, target, mask)
+
+
+def align_scale_shift(prediction: torch.Tensor, target: torch.Tensor,
+                      mask: torch.Tensor) -> torch.Tensor:
+    """s * prediction + b per image (N, 1, H, W), with s, b the least-squares fit of the
+    prediction to the target over `mask` (the alignment MiDaS and Depth Anything evaluate
+    relative depth with). A constant prediction gets s = 0, b = mean target; an image without
+    a valid pixel is returned unchanged."""
+    aligned = []
+    for p, t, m in zip(prediction, target, mask):
+        if not bool(m.any()):
+            aligned.append(p)
+            continue
+        x, y = p[m].double(), t[m].double()
+        variance = ((x - x.mean()) ** 2).mean()
+        scale = ((x - x.mean()) * (y - y.mean())).mean() / variance if variance > 0 \
+            else torch.zeros((), dtype=torch.float64, device=p.device)
+        shift = y.mean() - scale * x.mean()
+        aligned.append((scale * p.double() + shift).to(p.dtype))
+    return torch.stack(aligned)
+
+
+def aligned_depth(prediction: torch.Tensor, depth_labels: torch.Tensor, kind: str,
+                  max_depth: float) -> torch.Tensor:
+    """Metres (N, 1, H, W) from a prediction of depth kind `kind`, for metrics against
+    `depth_labels` (metres, 0 = invalid; the prediction is resized to their size): 'metric'
+    as it is; a relative kind aligned per image by least squares in its own space to the
+    labels, then brought back to metres within [MIN_DEPTH, max_depth]."""
+    prediction = resize_to(prediction, depth_labels.shape[-2:])
+    if kind == 'metric':
+        return prediction
+    mask = valid_depth_mask(depth_labels)
+    target = torch.where(mask, depth_in_kind(depth_labels, kind), torch.zeros_like(depth_labels))
+    aligned = align_scale_shift(prediction, target, mask)
+    if kind == 'relative_inverse':
+        return 1.0 / aligned.clamp(1.0 / max_depth, 1.0 / MIN_DEPTH)
+    return aligned.clamp(MIN_DEPTH, max_depth)
 
 
 def attention_map(features: torch.Tensor) -> torch.Tensor:
@@ -213,17 +337,20 @@ def probe_teacher_channels(teacher: nn.Module, images: torch.Tensor, task: str,
                            keys: list[str]) -> dict[str, int]:
     """Channel count of each feature `keys` of `teacher`, from one forward pass on `images`.
 
-    A teacher without them (an external TorchScript/ONNX file returns predictions only) is a
-    configuration error that names the options which work with prediction-only teachers.
+    A teacher without them (an ONNX or TorchScript file returns predictions only) is a
+    configuration error that names the methods and options which work without features.
     """
     features = teacher(images).features
     missing = [key for key in keys if key not in features]
     if missing:
+        what = getattr(teacher, 'description', f'{task} teacher')
         raise ConfigError(
-            f'teachers.{task}: the teacher returns no feature(s) {missing} (it returns '
-            f'{sorted(features) or "none"}), which this method distils; with prediction-only '
-            'teachers use mtl, xdistill, jointdistill with fusion: false, or amalgamation '
-            'with lambda_feat: 0')
+            f'teachers.{task}: the {what} returns no feature(s) {missing} (it returns '
+            f'{sorted(features) or "none"}), which this method distils; static_kd, '
+            'jointdistill with fusion (the default) and amalgamation with lambda_feat > 0 need '
+            'teacher features (checkpoint and transformers teachers have them). With '
+            'prediction-only teachers use mtl, xdistill, jointdistill with fusion: false, or '
+            'amalgamation with lambda_feat: 0')
     return {key: int(features[key].shape[1]) for key in keys}
 
 

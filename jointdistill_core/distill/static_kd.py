@@ -3,7 +3,10 @@
 L = sum_t L_task,t
     + sum_{t in seg, depth} lambda_t * sum_{l in layers}
           mean_px || n(A_t^l f_S^l) - n(f_{T_t}^l) ||^2
-    + logit_kd_weight * (T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)) + L1(d_S, d_Tdepth)).
+    + logit_kd_weight * (T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)) + D(d_S, d_Tdepth)).
+
+D is the L1 in metres for a metric depth teacher and the scale-and-shift-invariant loss for a
+relative one (`teacher_depth_loss`); the KL skips a class-mapped teacher's void pixels.
 
 Layer 'enc' pairs the student's shared encoder output with teacher t's encoder output;
 layer 'dec' pairs the student's task-t decoder feature with teacher t's decoder feature.
@@ -20,7 +23,6 @@ from torch import nn
 
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
-    depth_distance,
     feature_key,
     kl_with_temperature,
     module_device,
@@ -29,6 +31,7 @@ from jointdistill_core.distill.losses import (
     seeded_init,
     student_feature_channels,
     task_loss_terms,
+    teacher_depth_loss,
 )
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
@@ -98,10 +101,13 @@ class StaticKD(DistillMethod):
                 terms[f'kd/feat_{task}'] = weight * self.feature_loss(
                     task, student_out, teacher_outs[task])
         if params.logit_kd_weight:
+            seg_out, depth_out = teacher_outs['seg'], teacher_outs['depth']
             terms['kd/logit_seg'] = params.logit_kd_weight * kl_with_temperature(
-                student_out.seg_logits, teacher_outs['seg'].seg_logits, params.temperature)
-            terms['kd/logit_depth'] = params.logit_kd_weight * depth_distance(
-                params.depth_loss, student_out.depth, teacher_outs['depth'].depth.detach())
+                student_out.seg_logits, seg_out.seg_logits, params.temperature,
+                ignore=seg_out.seg_void)
+            terms['kd/logit_depth'] = params.logit_kd_weight * teacher_depth_loss(
+                student_out.depth, depth_out.depth.detach(), depth_out.depth_kind,
+                params.depth_loss)
         return terms
 
     def feature_loss(self, task: str, student_out: ModelOutput,

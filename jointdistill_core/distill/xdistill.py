@@ -20,8 +20,8 @@ from torch import nn
 from jointdistill_core.classes import (CONSTRUCTION, FLAT, HUMAN, NATURE, OBJECT, SKY,
                                        VEHICLE)
 from jointdistill_core.distill.base import DistillMethod
-from jointdistill_core.distill.losses import (group_labels, masked_cross_entropy, resize_to,
-                                              seeded_init, task_loss_terms)
+from jointdistill_core.distill.losses import (group_labels, masked_cross_entropy, seeded_init,
+                                              task_loss_terms, teacher_hard_labels)
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
 
@@ -97,9 +97,8 @@ class CrossTaskDistill(DistillMethod):
                                 params.depth_loss)
         if params.lambda_x:
             group_logits = self.translator(student_out.depth / self.max_depth)
-            teacher_logits = resize_to(teacher_outs['seg'].seg_logits.detach(),
-                                       group_logits.shape[-2:])
-            target = group_labels(teacher_logits.argmax(dim=1), self.grouping)
+            teacher_labels = teacher_hard_labels(teacher_outs['seg'], group_logits.shape[-2:])
+            target = group_labels(teacher_labels, self.grouping)
             terms['x/depth_to_groups'] = params.lambda_x * masked_cross_entropy(group_logits,
                                                                                 target)
         return terms

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jointdistill_core.config import ConfigError, apply_overrides, from_dict, load_yaml_mapping
+from jointdistill_core.teachers.base import check_options
 
 TASKS = ('multi', 'seg', 'depth')
 
@@ -32,10 +33,27 @@ class MethodConfig:
 
 @dataclass
 class TeacherConfig:
-    """A frozen teacher: a checkpoint of this project (`external: false`), or a TorchScript
-    (.pt) / ONNX (.onnx) file mapping an image to logits or depth (`external: true`)."""
+    """A frozen teacher (docs/teachers.md). `path`: a transformers model folder, an ONNX or
+    TorchScript file, or a checkpoint of this project; `kind`: 'auto' (detected from the path),
+    'transformers', 'onnx', 'torchscript' or 'checkpoint'. `class_map` (segmentation): a shipped
+    map's name or a YAML file mapping the teacher's classes to the student's. `depth_kind`
+    (depth): 'metric', 'relative' or 'relative_inverse'; null = the model's own (transformers)
+    or 'metric'. Pre- and post-processing (null = the kind's default): `input_size` 'HxW' or
+    `size_multiple` pixels, `mean` / `std` per channel for images in [0, 1], `channel_order`
+    'rgb' or 'bgr', `output_stride` (the output is the input divided by it), `output_kind`
+    'logits' or 'probabilities', `output` (name or index of the output to use)."""
     path: str = ''
-    external: bool = False
+    kind: Literal['auto', 'transformers', 'onnx', 'torchscript', 'checkpoint'] = 'auto'
+    class_map: str | None = None
+    depth_kind: Literal['metric', 'relative', 'relative_inverse'] | None = None
+    input_size: str | None = None
+    size_multiple: int | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    channel_order: Literal['rgb', 'bgr'] | None = None
+    output_stride: int | None = None
+    output_kind: Literal['logits', 'probabilities'] | None = None
+    output: str | None = None
 
 
 @dataclass
@@ -153,8 +171,14 @@ def validate(config: TrainConfig, source: str) -> TrainConfig:
         fail('schedule.min_factor', f'must be in [0, 1], got {schedule.min_factor}')
     for task in ('seg', 'depth'):
         teacher = getattr(config.teachers, task)
-        if teacher is not None and not teacher.path:
+        if teacher is None:
+            continue
+        if not teacher.path:
             fail(f'teachers.{task}.path', 'is empty')
+        for key, problem in check_options(teacher, task):
+            fail(f'teachers.{task}.{key}', problem)
+        if teacher.input_size is not None:
+            parse_size(teacher.input_size, f'{source}: teachers.{task}.input_size')
     if config.task != 'multi' and (config.teachers.seg or config.teachers.depth):
         fail('teachers', f'task {config.task!r} trains a teacher from labels; remove teachers')
     return config

@@ -197,30 +197,31 @@ class Trainer:
                                   f'{name}, which task {self.config.task!r} trains')
 
     def _build_teachers(self) -> dict[str, nn.Module]:
-        from jointdistill_core.checkpoint import load_checkpoint
-        from jointdistill_core.models.external import ExternalTeacher
+        """The configured teachers through their adapters (jointdistill_core.teachers), each
+        run once on a validation image so a class count or output that does not fit the
+        student stops here, naming the option."""
+        from jointdistill_core.teachers import TeacherError, build_teacher
+        probe = self.val_set[0]['image'][None].to(self.device)
         teachers = {}
         for task in ('seg', 'depth'):
             spec = getattr(self.config.teachers, task)
             if spec is None:
                 continue
             try:
-                if spec.external:
-                    teacher = ExternalTeacher(spec.path, task, max_depth=self.max_depth)
-                else:
-                    teacher, _ = load_checkpoint(spec.path, self.device)
+                teacher = build_teacher(spec, task, self.device)
+                teacher.check(probe, self.num_classes)
             except (ValueError, OSError) as error:
-                raise ConfigError(f'teachers.{task}.path: {error}') from error
+                key = error.key if isinstance(error, TeacherError) else 'path'
+                raise ConfigError(f'teachers.{task}.{key}: {error}') from error
             self._check_canonical_camera(task, teacher)
-            teacher.to(self.device, memory_format=self.memory_format).eval()
-            for parameter in teacher.parameters():
-                parameter.requires_grad_(False)
+            teacher.to(memory_format=self.memory_format)
             teachers[task] = teacher
         return teachers
 
     def _check_canonical_camera(self, task: str, teacher: nn.Module) -> None:
-        """A depth teacher must predict depth for the student's camera convention."""
-        if task != 'depth':
+        """A metric depth teacher must predict depth for the student's camera convention (a
+        relative teacher has no scale to disagree on)."""
+        if task != 'depth' or getattr(teacher, 'depth_kind', 'metric') != 'metric':
             return
         teacher_focal = model_canonical_focal(teacher)
         if teacher_focal != self.canonical_focal:
