@@ -18,6 +18,7 @@ setup(
          + glob('config/*.rviz')),
         ('share/' + PACKAGE + '/config/train', glob('config/train/*.yaml')),
         ('share/' + PACKAGE + '/config/study', glob('config/study/*.yaml')),
+        ('share/' + PACKAGE + '/config/class_maps', glob('config/class_maps/*.yaml')),
         ('share/' + PACKAGE + '/models', glob('models/*.safetensors') + glob('models/*.json')
          + glob('models/*.md')),
     ],

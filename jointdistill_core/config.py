@@ -135,14 +135,14 @@ def _coerce(tp: Any, value: Any, source: str, path: str) -> Any:
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
+        candidates = [option for option in options if option is not type(None)]
+        if len(candidates) == 1:  # X | None: X's own error names the inner key
+            return _coerce(candidates[0], value, source, path)
+        for option in candidates:
             try:
                 return _coerce(option, value, source, path)
-            except ConfigError as error:
-                errors.append(str(error))
+            except ConfigError:
+                continue
         raise ConfigError(f'{source}: {path}: {value!r} is not of type {_type_name(tp)}')
     if origin is Literal:
         allowed = typing.get_args(tp)

@@ -18,6 +18,10 @@ from onnx import TensorProto, helper, numpy_helper
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CITYSCAPES_19 = 19
+# Where each of the 7 categories sits among Cityscapes' 19 classes in a widened teacher:
+# flat -> sidewalk, construction -> fence, object -> pole, nature -> terrain, sky -> sky,
+# human -> rider, vehicle -> train; the other 12 classes are padding.
+CATEGORY_POSITIONS = [1, 4, 5, 9, 10, 12, 16]
 
 
 def _transformers():

@@ -15,8 +15,7 @@ from jointdistill_core.config import ConfigError
 from jointdistill_core.distill import build_method
 from jointdistill_core.training import load_train_config
 from jointdistill_core.training.trainer import Trainer
-from teacher_fixtures import export_onnx, save_hf_model, widen_seg_onnx
-from test_teachers import CATEGORY_POSITIONS
+from teacher_fixtures import CATEGORY_POSITIONS, export_onnx, save_hf_model, widen_seg_onnx
 from test_trainer import read_csv, save_tiny_teachers, tiny_config
 
 HF_TEACHERS = {'seg': ('segformer', {'class_map': 'cityscapes19_to_7'}),
@@ -164,3 +163,24 @@ def test_student_through_adapters_matches_the_builtin_path(tmp_path):
             for name in students}
     assert logs['adapted'] == pytest.approx(logs['builtin'], rel=1e-4)
     assert len(set(logs['builtin'])) == len(logs['builtin']) == 4  # it did train
+
+
+def test_a_canonical_student_takes_relative_teachers_but_not_foreign_metric_ones(
+        tmp_path, hf_teachers):
+    """Relative depth has no scale, so it fits any camera convention; a foreign metric
+    teacher predicts depth for the input camera, which a canonical student does not."""
+    from test_trainer import TINY_STUDENT
+    model = {'arch': 'student', 'kwargs': {**TINY_STUDENT['kwargs'], 'canonical_focal_px': 300.0}}
+    metric_depth = {'path': hf_teachers['depth']['path'], 'depth_kind': 'metric'}
+    for name, depth in (('relative', hf_teachers['depth']), ('metric', metric_depth)):
+        path = tiny_config(tmp_path, name=f'{name}.yaml', method={'name': 'static_kd'},
+                           model=model, teachers={**hf_teachers, 'depth': depth})
+        trainer = Trainer(load_train_config(path), progress=False)
+        if name == 'relative':
+            trainer.setup()
+            assert trainer.teachers['depth'].depth_kind == 'relative_inverse'
+            continue
+        with pytest.raises(ConfigError, match='teachers.depth.path: the teacher predicts depth '
+                                              'for the input as given .* but the student for a '
+                                              'canonical camera'):
+            trainer.setup()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -23,8 +24,9 @@ from jointdistill_core.teachers import (TEACHER_KINDS, ClassMapError, TeacherErr
                                         detect_kind, load_class_map, shipped_class_maps)
 from jointdistill_core.teachers.class_map import MISSING_LOGIT, parse_class_map
 from jointdistill_core.training.config import TeacherConfig
-from teacher_fixtures import (IMAGENET_MEAN, IMAGENET_STD, export_onnx, inverse_depth_onnx,
-                              inverse_depth_scale_shift, save_hf_model, widen_seg_onnx)
+from teacher_fixtures import (CATEGORY_POSITIONS, IMAGENET_MEAN, IMAGENET_STD, export_onnx,
+                              inverse_depth_onnx, inverse_depth_scale_shift, save_hf_model,
+                              widen_seg_onnx)
 
 LN = math.log
 SEG_FAMILIES = ('segformer', 'upernet', 'dpt_seg', 'mask2former', 'oneformer')
@@ -365,12 +367,6 @@ def test_transformers_folders_that_cannot_serve_are_refused(hf_folders, tmp_path
 
 
 # ---- the project's own teachers as foreign ones ---------------------------------------------
-# Where each of the 7 categories sits among Cityscapes' 19 classes in the widened teacher:
-# flat -> sidewalk, construction -> fence, object -> pole, nature -> terrain, sky -> sky,
-# human -> rider, vehicle -> train; the other 12 classes are padding.
-CATEGORY_POSITIONS = [1, 4, 5, 9, 10, 12, 16]
-
-
 @pytest.fixture(scope='module')
 def own_teachers(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp('own')
@@ -451,3 +447,34 @@ def test_checkpoint_teacher_refuses_a_task_it_does_not_predict(own_teachers):
     with pytest.raises(TeacherError, match='predicts no depth'):
         seg_only(images(1))
 
+
+
+# ---- the command --------------------------------------------------------------------------
+def test_teacher_command_reports_and_draws_the_teachers(hf_folders, tmp_path, capsys):
+    import cv2
+
+    from jointdistill_core.cli import main
+    image = tmp_path / 'frame.png'
+    cv2.imwrite(str(image), np.full((90, 160, 3), 120, np.uint8))
+    assert main(['teacher', '--seg', str(hf_folders['segformer']),
+                 '--seg-opt', 'class_map=cityscapes19_to_7', '--depth',
+                 str(hf_folders['depth_anything']), '--size', '64x128', '--image', str(image),
+                 '--image', str(image), '--out', str(tmp_path / 'out')]) == 0
+    printed = capsys.readouterr().out
+    assert '19 classes -> 7 through' in printed and 'cityscapes19_to_7.yaml (void: none)' in printed
+    assert 'model input 70x126 for 64x128 images' in printed  # Depth Anything: multiples of 14
+    assert 'depth kind relative_inverse: matched by the scale-and-shift-invariant loss' in printed
+    sheet = cv2.imread(str(tmp_path / 'out' / 'teachers.png'))
+    assert sheet.shape == (2 * 64 + 3 * 4, 3 * 128 + 4 * 4, 3)  # two rows of three tiles
+
+
+def test_teacher_command_errors_are_one_line_naming_the_option(hf_folders, capsys):
+    from jointdistill_core.cli import main
+    assert main(['teacher', '--seg', str(hf_folders['segformer']), '--size', '64x128']) == 2
+    assert 'seg teacher: class_map: ' in capsys.readouterr().err
+    assert main(['teacher', '--depth', str(hf_folders['glpn']), '--depth-opt',
+                 'output_stride=4']) == 2
+    assert 'depth teacher: output_stride: transformers teachers take no output_stride' in \
+        capsys.readouterr().err
+    assert main(['teacher', '--depth', 'x', '--depth-opt', 'depth_kind']) == 2
+    assert "--depth-opt 'depth_kind' is not KEY=VALUE" in capsys.readouterr().err
