@@ -30,3 +30,14 @@ def ros_env(monkeypatch) -> dict[str, str]:
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
     return dict(os.environ)
+
+
+@pytest.fixture
+def single_thread():
+    """Tiny tensors: one thread is fastest and fair to a shared machine. Use with
+    `pytestmark = pytest.mark.usefixtures('single_thread')`."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

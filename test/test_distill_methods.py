@@ -27,13 +27,7 @@ KL_BY_HAND = 3 * math.log(1.5) - LN2
 MAX_DEPTH = 20.0
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors: one thread is fastest and fair to a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 class FixedOutputNet(nn.Module):

@@ -40,6 +40,7 @@ def run(tmp_path, name: str, method: dict, teachers: dict, **sections) -> Traine
     return trainer
 
 
+@pytest.mark.slow  # trains through the trainer
 def test_static_kd_distils_transformers_features_and_a_relative_depth_teacher(
         tmp_path, hf_teachers):
     trainer = run(tmp_path, 'static_kd', {'name': 'static_kd',
@@ -58,6 +59,7 @@ def test_static_kd_distils_transformers_features_and_a_relative_depth_teacher(
                if row.get('loss/kd/logit_depth'))
 
 
+@pytest.mark.slow  # trains through the trainer
 def test_jointdistill_fuses_transformers_teachers_and_aligns_the_relative_one(
         tmp_path, hf_teachers):
     params = {'eval_every': 1, 'probe_size': 2}
@@ -106,6 +108,7 @@ def test_amalgamation_refuses_a_relative_depth_teacher(tmp_path, hf_teachers):
         run(tmp_path, 'amalgamation', {'name': 'amalgamation'}, hf_teachers)
 
 
+@pytest.mark.slow  # trains through the trainer
 def test_feature_methods_with_prediction_only_teachers_name_the_methods(tmp_path):
     checkpoints = save_tiny_teachers(tmp_path)
     seg_onnx = export_onnx(tmp_path / 'teacher_seg.safetensors', tmp_path / 'seg.onnx', '64x128')
@@ -144,6 +147,7 @@ def test_build_time_errors_name_the_teacher_option(tmp_path, hf_teachers):
         run(tmp_path, 'xdistill', {'name': 'xdistill'}, wrong_kind)
 
 
+@pytest.mark.slow  # trains through the trainer
 def test_student_through_adapters_matches_the_builtin_path(tmp_path):
     """Test-sized: xdistill from the project's seg teacher, once as its checkpoint and once as
     a 19-class ONNX file through the Cityscapes class map. Same seed, same data: the

@@ -34,12 +34,7 @@ DEPTH_FAMILIES = ('depth_anything', 'dpt_depth', 'zoedepth', 'glpn')
 SIZE = (64, 128)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 @pytest.fixture(scope='module')

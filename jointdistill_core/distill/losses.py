@@ -203,7 +203,8 @@ def ssi_loss(prediction: torch.Tensor, target: torch.Tensor,
     positive scale or shifted. Averaged over images with a valid pixel; 0 (still connected to
     the prediction's graph) when there is none.
     """
-    prediction = resize_to(prediction, target.shape[-2:])
+    prediction = resize_to(prediction, target.shape[-2:]).float()  # bf16 under autocast
+    target = target.float()
     if mask is None:
         mask = torch.isfinite(target)
     per_image = [(_median_mad_normalize(p[m]) - _median_mad_normalize(t[m])).abs().mean()

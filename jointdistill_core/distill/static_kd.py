@@ -5,8 +5,9 @@ L = sum_t L_task,t
           mean_px || n(A_t^l f_S^l) - n(f_{T_t}^l) ||^2
     + logit_kd_weight * (T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)) + D(d_S, d_Tdepth)).
 
-D is the L1 in metres for a metric depth teacher and the scale-and-shift-invariant loss for a
-relative one (`teacher_depth_loss`); the KL skips a class-mapped teacher's void pixels.
+D is the method's depth loss (`depth_loss`) for a metric depth teacher and the
+scale-and-shift-invariant loss for a relative one (`teacher_depth_loss`); the KL skips a
+class-mapped teacher's void pixels.
 
 Layer 'enc' pairs the student's shared encoder output with teacher t's encoder output;
 layer 'dec' pairs the student's task-t decoder feature with teacher t's decoder feature.

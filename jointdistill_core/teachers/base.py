@@ -142,12 +142,6 @@ class TeacherAdapter(nn.Module):
             if self.task == 'depth' else None
         self.canonical_focal_px = backend.canonical_focal_px
         self.class_map = _class_map(config.class_map)
-        self.num_classes = len(self.class_map.target_classes) if self.class_map else 0
-        self.feature_keys: tuple[str, ...] = ()
-        self.spec = {'arch': 'teacher_adapter', 'kind': self.kind, 'path': str(self.path),
-                     'task': self.task, 'architecture': backend.architecture,
-                     'class_map': self.class_map.source if self.class_map else None,
-                     'depth_kind': self.depth_kind}
         self.eval()
 
     @property
@@ -167,7 +161,6 @@ class TeacherAdapter(nn.Module):
         raw = self.backend(images)
         prediction = self._checked_prediction(raw.prediction, images)
         features = {key: _at_most_stride(value, images, key) for key, value in raw.features.items()}
-        self.feature_keys = tuple(sorted(features))
         size = tuple(x.shape[-2:])
         if self.task == 'depth':
             return ModelOutput(depth=resize_to(prediction, size), features=features,
@@ -181,7 +174,6 @@ class TeacherAdapter(nn.Module):
         logits = scores.clamp_min(_PROBABILITY_FLOOR).log() \
             if self.output_kind == 'probabilities' else scores
         if self.class_map is None:
-            self.num_classes = int(logits.shape[1])
             return logits, None
         try:
             return self.class_map.apply(logits)
