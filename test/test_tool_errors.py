@@ -195,6 +195,15 @@ CASES = [
     Case('evaluate unknown split', ['evaluate', '--checkpoint', '{root}/student.safetensors',
          '--data', 'synthetic:{root}/ds', '--split', 'nope', '--out', '{root}/new'],
          'split folder {root}/ds/nope'),
+    # teacher
+    Case('teacher missing file', ['teacher', '--seg', '{root}/none.onnx'],
+         'seg teacher: path: {root}/none.onnx: not found'),
+    Case('teacher pickle checkpoint', ['teacher', '--depth', '{root}/evil.safetensors'],
+         'depth teacher: path: {root}/evil.safetensors: not a valid safetensors file'),
+    Case('teacher option of the other task', ['teacher', '--seg', '{root}/student.safetensors',
+         '--seg-opt', 'depth_kind=metric'], '--seg-opt depth_kind: applies to depth teachers'),
+    Case('teacher image without out', ['teacher', '--seg', '{root}/student.safetensors',
+         '--image', '{root}/none.png'], '--image needs --out'),
     # study
     Case('study unknown key', ['study', '--config', '{root}/study_unknown.yaml'],
          '{root}/study_unknown.yaml: unknown key(s): bogus_key'),

@@ -136,7 +136,9 @@ class TransformersTeacher(TeacherBackend):
         if self.task_inputs is not None:
             kwargs['task_inputs'] = self.task_inputs.to(images.device).expand(len(images), -1)
         output = self.model(**kwargs)
-        return RawOutput(self._prediction(output), self._features(output, images))
+        raw = RawOutput(self._prediction(output), self._features(output, images))
+        self._captured.clear()  # the maps not kept as features are freed now, not next batch
+        return raw
 
     def _prediction(self, output) -> torch.Tensor:
         if self.family.prediction == 'logits':
