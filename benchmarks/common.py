@@ -30,18 +30,6 @@ class Timing:
         return {**asdict(self), 'fps': round(self.fps, 2)}
 
 
-def time_calls(function: Callable[[], object], runs: int, warmup: int = 2) -> Timing:
-    """Call `function` `warmup` times untimed, then `runs` times; wall-clock statistics."""
-    for _ in range(warmup):
-        function()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return summarize(samples)
-
-
 def summarize(samples_ms: list[float]) -> Timing:
     array = np.asarray(samples_ms, np.float64)
     return Timing(median_ms=float(np.median(array)), p95_ms=float(np.percentile(array, 95)),

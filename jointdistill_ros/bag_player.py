@@ -67,17 +67,9 @@ class BagPlayer:
                            for topic in self.topics}
         self.clock_publisher = (node.create_publisher(Clock, '/clock', CLOCK_QOS)
                                 if publish_clock else None)
-        self._start_wall: float | None = None
-        self._start_log_ns: int | None = None
 
     def subscriber_count(self, topic: str) -> int:
         return self.publishers[topic].get_subscription_count()
-
-    def bag_time_ns(self, wall: float) -> int:
-        """Bag time (ns) that corresponds to monotonic wall time `wall` during play."""
-        if self._start_wall is None:
-            raise RuntimeError('bag_time_ns is only defined once play() started')
-        return self._start_log_ns + round((wall - self._start_wall) * self.rate * 1e9)
 
     def _publish_clock(self, log_time_ns: int) -> None:
         clock = Clock()
@@ -91,8 +83,6 @@ class BagPlayer:
         for message in iter_raw(self.bag, self.topics):
             if first_log_ns is None:
                 first_log_ns = message.log_time_ns
-                if self._start_wall is None:
-                    self._start_wall, self._start_log_ns = loop_start, first_log_ns
             due = loop_start + (message.log_time_ns - first_log_ns) / 1e9 / self.rate
             if stop.wait(max(0.0, due - time.monotonic())):
                 return

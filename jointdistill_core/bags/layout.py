@@ -10,7 +10,6 @@ TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
-CLOCK_TYPE = 'rosgraph_msgs/msg/Clock'
 
 FRAME_ID = 'camera_optical_frame'
 # Bags start at a fixed time (2023-11-14 22:13:20 UTC) so that two runs give identical files.

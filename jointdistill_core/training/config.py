@@ -13,9 +13,6 @@ from typing import Any, Literal
 from jointdistill_core.config import ConfigError, apply_overrides, from_dict, load_yaml_mapping
 from jointdistill_core.teachers.base import check_options
 
-TASKS = ('multi', 'seg', 'depth')
-
-
 @dataclass
 class ModelConfig:
     """The network to train: `arch` is 'student', 'seg_teacher' or 'depth_teacher'; `kwargs`
