@@ -22,6 +22,7 @@ from jointdistill_core.checkpoint import save_checkpoint
 from jointdistill_core.distill import METHODS
 from jointdistill_core.training.config import load_train_config
 from jointdistill_core.training.trainer import Trainer, _fixed_batch, _to_device
+from jointdistill_core.tasks import TASKS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_CONFIGS = REPO_ROOT / 'config' / 'train'
@@ -32,7 +33,7 @@ def _teacher_checkpoints(scratch: Path) -> tuple[dict[str, Path], dict[str, str]
     """The shipped teachers, or default ones with random weights saved to `scratch` (a
     training step costs the same whatever the weights)."""
     paths, sources = {}, {}
-    for task in ('seg', 'depth'):
+    for task in TASKS:
         model, source = load_network(f'{task}_teacher')
         paths[task] = save_checkpoint(scratch / f'teacher_{task}', model.eval())
         sources[task] = source

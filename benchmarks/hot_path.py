@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from std_msgs.msg import Header
 
+from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.data.synthetic import render_scene
 from jointdistill_core.geometry import backproject, default_intrinsics
 from jointdistill_core.inference import Predictor
@@ -75,15 +76,15 @@ def _measure(repeats: int) -> dict[str, float]:
             lambda: numpy_to_imgmsg(depth_for_publishing(depth, labels, None), '32FC1', header),
             repeats),
         'depth colour map': cpu_ms(lambda: colorize_depth(depth, 80.0), repeats),
-        'label colours': cpu_ms(lambda: colorize_labels(labels, 7), repeats),
-        'overlay': cpu_ms(lambda: overlay_labels(image, labels, 7, 0.5), repeats),
+        'label colours': cpu_ms(lambda: colorize_labels(labels, DEFAULT_NUM_CLASSES), repeats),
+        'overlay': cpu_ms(lambda: overlay_labels(image, labels, DEFAULT_NUM_CLASSES, 0.5), repeats),
         'back-projection, full image then every 2nd pixel': cpu_ms(
             lambda: backproject(depth, K)[::STRIDE, ::STRIDE], repeats),
         'back-projection of every 2nd pixel only': cpu_ms(
             lambda: backproject(depth[::STRIDE, ::STRIDE], _strided(K)), repeats),
     })
     points = backproject(depth[::STRIDE, ::STRIDE], _strided(K))
-    colors = colorize_labels(labels[::STRIDE, ::STRIDE], 7)
+    colors = colorize_labels(labels[::STRIDE, ::STRIDE], DEFAULT_NUM_CLASSES)
     steps['PointCloud2 message (stride 2)'] = cpu_ms(
         lambda: make_pointcloud2(points, colors, header), repeats)
     return steps

@@ -5,16 +5,14 @@ same machine and device; ratios are paired per round (see benchmarks/common.py).
 """
 from __future__ import annotations
 
-import os
+from jointdistill_core.openmp import passive_openmp_waiting
 
-# Before torch is imported: OpenMP threads sleep at barriers instead of spinning, as in
-# perception_node. Eager PyTorch on a 2-core machine with spinning threads slowed down up to
-# 20x while any other process ran; sleeping costs eager networks up to 1.5x on an idle
-# machine (docs/performance.md). Every eager network here (student, teachers, peer pair) runs
-# under the same policy; set OMP_WAIT_POLICY=ACTIVE to measure with spinning.
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+# Before torch is imported. Every eager network here (student, teachers, peer pair) runs under
+# the node's policy; set OMP_WAIT_POLICY=ACTIVE to measure with spinning.
+passive_openmp_waiting()
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -23,21 +21,15 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.common import machine_description  # noqa: E402
+from jointdistill_core.cli.arguments import size_argument  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = [(256, 512), (480, 640)]
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    height, _, width = text.lower().partition('x')
-    if not (height.isdigit() and width.isdigit()):
-        raise argparse.ArgumentTypeError(f'size must be HxW, got {text!r}')
-    return int(height), int(width)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--sizes', nargs='+', type=parse_size, default=DEFAULT_SIZES,
+    parser.add_argument('--sizes', nargs='+', type=size_argument(multiple=32), default=DEFAULT_SIZES,
                         help='model input sizes HxW (default: 256x512 480x640)')
     parser.add_argument('--rounds', type=int, default=20,
                         help='timed round-robin rounds per size (default 20)')

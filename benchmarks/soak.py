@@ -40,6 +40,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Float32
 from tqdm import tqdm
 
+from jointdistill_core.cli.arguments import size_argument
 from jointdistill_ros.diagnostics import diagnostic_values
 from jointdistill_ros.node_process import NODE_NAME, NodeProcess, fastdds_profile_path, \
     node_environment
@@ -334,15 +335,10 @@ def write_docs(markdown: str, page: Path = DOCS_PAGE) -> None:
     page.write_text(text[:start] + markdown + text[end:])
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    height, width = (int(part) for part in text.lower().split('x'))
-    return height, width
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--duration', type=float, default=60.0, help='seconds of load')
-    parser.add_argument('--size', type=parse_size, default=(1080, 1920), help='camera HxW')
+    parser.add_argument('--size', type=size_argument(minimum=8), default=(1080, 1920), help='camera HxW')
     parser.add_argument('--rate', type=float, default=100.0, help='camera frames per second')
     parser.add_argument('--device', default='cpu', help='the node\'s device (cpu, cuda)')
     parser.add_argument('--no-docs', action='store_true',

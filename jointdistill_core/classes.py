@@ -14,8 +14,10 @@ CITYSCAPES_7_COLORS = np.array([
     [220, 20, 60],    # human
     [0, 0, 142],      # vehicle
 ], np.uint8)
+# The class count of the synthetic scenes, the shipped models and every default.
+DEFAULT_NUM_CLASSES = len(CITYSCAPES_7)
 
-FLAT, CONSTRUCTION, OBJECT, NATURE, SKY, HUMAN, VEHICLE = range(7)
+FLAT, CONSTRUCTION, OBJECT, NATURE, SKY, HUMAN, VEHICLE = range(DEFAULT_NUM_CLASSES)
 
 
 def class_colors(num_classes: int) -> np.ndarray:

@@ -9,8 +9,11 @@ Sizes are always given as (height, width) in pixels, like numpy shapes.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
+
+_SIZE_PATTERN = re.compile(r'\s*(\d+)\s*[xX]\s*(\d+)\s*')
 
 
 def _checked_intrinsics(K: np.ndarray) -> np.ndarray:
@@ -21,6 +24,24 @@ def _checked_intrinsics(K: np.ndarray) -> np.ndarray:
         raise ValueError(f'K needs finite entries and fx, fy > 0, got fx={K[0, 0]}, '
                          f'fy={K[1, 1]}')
     return K
+
+
+def parse_size(text: str, minimum: int = 1, multiple: int = 1) -> tuple[int, int]:
+    """'HxW' such as '128x256' -> (height, width) in pixels.
+
+    minimum: the smallest height and width accepted; multiple: both must be multiples of it
+    (32 for network input sizes). ValueError names the text and the rule it breaks.
+    """
+    match = _SIZE_PATTERN.fullmatch(str(text))
+    if not match:
+        raise ValueError(f'size must be HxW in pixels (e.g. 128x256), got {text!r}')
+    height, width = int(match.group(1)), int(match.group(2))
+    if height < minimum or width < minimum:
+        raise ValueError(f'size must be at least {minimum}x{minimum} pixels, got {text!r}')
+    if height % multiple or width % multiple:
+        raise ValueError(f'size {text!r}: height and width must be multiples of {multiple} '
+                         f'(the networks downsample {multiple}x)')
+    return height, width
 
 
 def _checked_size(size: tuple[int, int], name: str) -> tuple[int, int]:

@@ -41,6 +41,7 @@ from torch import nn
 
 from jointdistill_core.canonical import focal_length_px
 from jointdistill_core.checkpoint import load_checkpoint
+from jointdistill_core.device import DeviceUnavailableError, resolve_device
 from jointdistill_core.export import EXPORT_SIDECAR_FORMAT, serialize_model
 from jointdistill_core.geometry import DEFAULT_HFOV_DEG, default_intrinsics, scale_intrinsics
 from jointdistill_core.models.blocks import fuse_conv_bn
@@ -53,32 +54,6 @@ MODEL_BACKENDS = ('torch', 'onnxruntime')
 # (1, 3, H, W) float32 in [0, 1] -> (depth (H, W) float32 metres | None,
 #                                     labels (H, W) uint8 | None), both at model resolution.
 Runner = Callable[[np.ndarray], tuple[np.ndarray | None, np.ndarray | None]]
-
-
-class DeviceUnavailableError(RuntimeError):
-    """strict_device=True and the requested device does not exist on this machine."""
-
-
-def resolve_device(device: str, strict_device: bool = False) -> torch.device:
-    """'auto' -> CUDA when available, else CPU. 'cuda[:N]' without CUDA -> CPU with a
-    RuntimeWarning, or DeviceUnavailableError when strict_device is set."""
-    if device == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from error
-    if resolved.type not in ('cpu', 'cuda'):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    if resolved.type == 'cuda':
-        index = resolved.index or 0
-        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            message = f'device {device!r} requested but CUDA is not available on this machine'
-            if strict_device:
-                raise DeviceUnavailableError(message)
-            warnings.warn(f'{message}; falling back to CPU', RuntimeWarning, stacklevel=3)
-            return torch.device('cpu')
-    return resolved
 
 
 def _check_input_size(input_size: tuple[int, int] | list[int], source: str) -> tuple[int, int]:
@@ -273,7 +248,7 @@ class Predictor:
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         _checked_threads(num_threads)
-        resolved = resolve_device(device, strict_device)
+        resolved = resolve_device(device, fallback=not strict_device)
         if precision == 'fp16' and (resolved.type != 'cuda' or backend != 'torch'):
             raise ValueError("precision 'fp16' needs a CUDA device and the torch backend; "
                              "use 'fp32' or 'auto'")
@@ -324,7 +299,7 @@ class Predictor:
         as in `from_model` (TorchScript files run on torch's process-wide threads)."""
         path = Path(path)
         meta = read_export_sidecar(path)
-        resolved = resolve_device(device, strict_device)
+        resolved = resolve_device(device, fallback=not strict_device)
         names = list(meta['outputs'])
         if meta['backend'] == 'onnx':
             runner: Runner = _OnnxRunner(path, str(path), resolved, names,

@@ -6,7 +6,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from jointdistill_core.classes import class_colors
+from jointdistill_core.classes import DEFAULT_NUM_CLASSES, class_colors
 
 _TURBO_LUT: np.ndarray | None = None
 
@@ -58,12 +58,12 @@ def colorize_depth(depth: np.ndarray, max_depth: float | None = None,
     return rgb
 
 
-def colorize_labels(labels: np.ndarray, num_classes: int = 7) -> np.ndarray:
+def colorize_labels(labels: np.ndarray, num_classes: int = DEFAULT_NUM_CLASSES) -> np.ndarray:
     """(H, W) class ids -> (H, W, 3) uint8 RGB; ids outside [0, num_classes) are black."""
     return _lookup(np.ascontiguousarray(labels, np.uint8), _label_lut(num_classes))
 
 
-def overlay_labels(image: np.ndarray, labels: np.ndarray, num_classes: int = 7,
+def overlay_labels(image: np.ndarray, labels: np.ndarray, num_classes: int = DEFAULT_NUM_CLASSES,
                    alpha: float = 0.5, colors: np.ndarray | None = None) -> np.ndarray:
     """Blend label colours over an (H, W, 3) uint8 RGB image; void pixels keep the image.
 
@@ -81,7 +81,7 @@ def overlay_labels(image: np.ndarray, labels: np.ndarray, num_classes: int = 7,
     return blended
 
 
-def contact_sheet(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: int = 7,
+def contact_sheet(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: int = DEFAULT_NUM_CLASSES,
                   gap: int = 4, max_depth: float | None = None) -> np.ndarray:
     """One row per frame: image | depth colour map | label colours, on a white background.
 

@@ -24,6 +24,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from tqdm import tqdm
 
+from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.bags import codec
 from jointdistill_core.bags.evaluation import FrameOutputs, check_report_dir, evaluate_outputs
 from jointdistill_core.bags.layout import IMAGE_TYPE, BagError, CameraTopics, OutputTopics
@@ -150,7 +151,7 @@ def _record(path: Path, collector: OutputCollector, published: dict[int, float],
 def run_live_eval(bag: str | Path, model: str | Path, out: str | Path, rate: float = 1.0,
                   topics: CameraTopics = CameraTopics(),
                   output_topics: OutputTopics = OutputTopics(), record: Path | None = None,
-                  device: str = 'cpu', num_classes: int = 7, force: bool = False,
+                  device: str = 'cpu', num_classes: int = DEFAULT_NUM_CLASSES, force: bool = False,
                   progress: bool = True) -> dict[str, Any]:
     """Replay `bag` through a freshly started perception node and write the report into `out`."""
     bag, model, out = Path(bag), Path(model), check_report_dir(out, force)

@@ -11,7 +11,7 @@ from pathlib import Path
 from jointdistill_core import cli as core_cli
 from jointdistill_core.bags.layout import BagError
 from jointdistill_core.cli import CliError, subcommands
-from jointdistill_core.cli.bag import parse_size, positive_float, positive_int, topic_name
+from jointdistill_core.cli.arguments import positive_float, positive_int, size_argument, topic_name
 
 DEMO_DESCRIPTION = (
     'Makes a synthetic bag (or reuses a matching one), starts the perception node with the '
@@ -65,7 +65,7 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--out', type=Path, default=Path('runs/demo'),
                         help='output directory: bag/ and the report (default runs/demo)')
     parser.add_argument('--frames', type=positive_int, default=150, help='frames in the bag')
-    parser.add_argument('--size', type=parse_size, default=(480, 640), help='HxW pixels (480x640)')
+    parser.add_argument('--size', type=size_argument(minimum=8), default=(480, 640), help='HxW pixels (480x640)')
     parser.add_argument('--rate', type=positive_float, default=15.0, help='camera rate in Hz')
     parser.add_argument('--model', type=Path, default=None,
                         help='checkpoint for the node (default: the shipped student)')

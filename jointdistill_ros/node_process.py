@@ -11,25 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jointdistill_ros
+from jointdistill_ros.perception_node import NODE_NAME
+from jointdistill_ros.share import SOURCE_ROOT, shipped_file
 
-NODE_NAME = 'jointdistill_perception'
 PROFILE_NAME = 'fastdds_large_images.xml'
-PACKAGE_ROOT = Path(jointdistill_ros.__file__).resolve().parents[1]
 
 
 def fastdds_profile_path() -> Path:
-    """The shipped Fast DDS profile (32 MiB shared-memory segment for camera images): the
-    installed copy in share/jointdistill_ros/config when the package is installed, else the
-    source tree's."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        installed = Path(get_package_share_directory('jointdistill_ros')) / 'config' / PROFILE_NAME
-        if installed.is_file():
-            return installed
-    except (ImportError, LookupError, ValueError, OSError):
-        pass
-    return PACKAGE_ROOT / 'config' / PROFILE_NAME
+    """The shipped Fast DDS profile (32 MiB shared-memory segment for camera images)."""
+    return shipped_file('config', PROFILE_NAME)
 
 
 def ros_parameter_arguments(parameters: dict[str, Any]) -> list[str]:
@@ -54,7 +44,7 @@ def node_environment(base: dict[str, str] | None = None,
     env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
     if fastdds_profile is not None:
         env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(fastdds_profile)
-    env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get('PYTHONPATH')]))
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get('PYTHONPATH')]))
     return env
 
 

@@ -12,7 +12,6 @@ Topics, parameters, QoS and diagnostics: docs/ros.md.
 from __future__ import annotations
 
 import gc
-import os
 import threading
 import time
 import warnings
@@ -35,10 +34,12 @@ from std_msgs.msg import Float32
 from jointdistill_core.classes import SKY
 from jointdistill_core.geometry import backproject, default_intrinsics, scale_intrinsics
 from jointdistill_core.visualize import colorize_depth, colorize_labels, overlay_labels
+from jointdistill_core.openmp import passive_openmp_waiting
 from jointdistill_ros.diagnostics import FrameStats, build_diagnostic_array
 from jointdistill_ros.image_codec import (
     ImageCodecError, check_colour_image, numpy_to_imgmsg, to_rgb8)
 from jointdistill_ros.pointcloud import make_pointcloud2
+from jointdistill_ros.share import shipped_file
 from jointdistill_ros.qos import (
     QOS_PROFILES, publisher_event_callbacks, publisher_qos, qos_from_parameters,
     subscription_event_callbacks)
@@ -162,15 +163,8 @@ class NodeSettings:
 
 
 def default_model_path() -> Path:
-    """The shipped student: the installed share directory, else the source tree's models/."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        installed = Path(get_package_share_directory('jointdistill_ros')) / 'models' / SHIPPED_MODEL
-        if installed.is_file():
-            return installed
-    except (ImportError, LookupError, ValueError, OSError):
-        pass
-    return Path(__file__).resolve().parents[1] / 'models' / SHIPPED_MODEL
+    """The shipped student (models/ of the installed package, else of the source tree)."""
+    return shipped_file('models', SHIPPED_MODEL)
 
 
 def _check_choice(values: dict[str, Any], name: str, choices: tuple[str, ...]) -> str:
@@ -626,16 +620,6 @@ def _spin(node: PerceptionNode) -> None:
     finally:
         node._stop_worker()
         executor.shutdown()
-
-
-def passive_openmp_waiting(environ: dict[str, str] | None = None) -> None:
-    """Let PyTorch's OpenMP threads sleep at barriers instead of spinning
-    (OMP_WAIT_POLICY=PASSIVE) unless the user chose a policy. Must run before torch is
-    imported. Why: with spinning threads, eager PyTorch on 2 threads took 980 ms per frame
-    instead of 50 ms while one other process kept a core of the 2-core machine busy
-    (docs/performance.md); a robot's CPU always has other work."""
-    environ = os.environ if environ is None else environ
-    environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 
 def main(args: list[str] | None = None) -> None:

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from jointdistill_core.geometry import backproject, default_intrinsics, scale_intrinsics
+from jointdistill_core.geometry import (backproject, default_intrinsics, parse_size,
+                                       scale_intrinsics)
 
 K = np.array([[100.0, 0.0, 2.0],
               [0.0, 50.0, 1.0],
@@ -96,3 +97,19 @@ def test_default_intrinsics_hand_values():
         default_intrinsics(480, 640, 180.0)
     with pytest.raises(ValueError, match='height, width'):
         default_intrinsics(0, 640)
+
+
+@pytest.mark.parametrize('text, expected', [('128x256', (128, 256)), (' 48 X 64 ', (48, 64)),
+                                            ('1x1', (1, 1))])
+def test_parse_size_reads_height_then_width(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize('text, rule, message', [
+    ('64by128', {}, 'must be HxW in pixels'), ('128x', {}, 'must be HxW'),
+    ('-8x8', {}, 'must be HxW'), ('0x0', {}, 'at least 1x1'),
+    ('4x64', {'minimum': 8}, 'at least 8x8'), ('100x128', {'multiple': 32}, 'multiples of 32')])
+def test_parse_size_names_the_rule_a_size_breaks(text, rule, message):
+    with pytest.raises(ValueError, match=message) as error:
+        parse_size(text, **rule)
+    assert repr(text) in str(error.value)

@@ -14,8 +14,9 @@ from sensor_msgs.msg import Image
 
 from jointdistill_core.geometry import backproject
 from jointdistill_core.inference import Predictor, _labels_from_logits
+from jointdistill_core.openmp import passive_openmp_waiting
 from jointdistill_ros.perception_node import (
-    PARAMETERS, ConfigureError, passive_openmp_waiting, resolve_backend, settings_from_values,
+    PARAMETERS, ConfigureError, resolve_backend, settings_from_values,
     stride_intrinsics)
 from node_helpers import (
     NodeProcess, TestNode, pattern_image, rgb_image_message, save_tiny_student)

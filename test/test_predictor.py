@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from jointdistill_core.checkpoint import CheckpointError, save_checkpoint
-from jointdistill_core.inference import DeviceUnavailableError, Predictor, resolve_device
+from jointdistill_core.device import DeviceUnavailableError, resolve_device
+from jointdistill_core.inference import Predictor
 from jointdistill_core.models import JointStudent, SegTeacher
 from jointdistill_core.models.factory import build_model
 

@@ -289,11 +289,11 @@ def test_methods_without_labels_never_receive_labels_or_depth():
     assert method.seen == ['depth', 'image', 'labels']
 
 
-def test_cuda_is_refused_on_a_machine_without_cuda(tmp_path):
-    if torch.cuda.is_available():
-        pytest.skip('needs a machine without CUDA (the refusal is what is tested)')
-    with pytest.raises(ConfigError, match='cuda'):
-        train(load_train_config(tiny_config(tmp_path, device='cuda')), progress=False)
+def test_a_missing_cuda_device_is_an_error_not_a_cpu_fallback(tmp_path):
+    absent = f'cuda:{torch.cuda.device_count()}'  # one index past the last device, if any
+    with pytest.raises(ConfigError, match=f"device: device '{absent}' requested but CUDA"):
+        train(load_train_config(tiny_config(tmp_path, device=absent)), progress=False)
+    assert not (tmp_path / 'run').exists()
 
 
 def _logged_losses(out_dir: Path) -> list[float]:

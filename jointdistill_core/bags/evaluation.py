@@ -22,7 +22,7 @@ from jointdistill_core.bags.figures import write_latency_figures, write_sample_f
 from jointdistill_core.bags.layout import IMAGE_TYPE, BagError, CameraTopics, OutputTopics
 from jointdistill_core.bags.reader import (FrameStats, bag_topics, camera_topics_present,
                                            iter_camera_frames, iter_raw)
-from jointdistill_core.classes import CITYSCAPES_7
+from jointdistill_core.classes import CITYSCAPES_7, DEFAULT_NUM_CLASSES
 from jointdistill_core.metrics import DepthAccumulator, SegmentationAccumulator
 
 SAMPLE_FIGURES = 3
@@ -162,7 +162,7 @@ def _decode_outputs(outputs: FrameOutputs, output_topics: OutputTopics
 
 def evaluate_outputs(input_bag: str | Path, outputs: dict[int, FrameOutputs], out: str | Path,
                      topics: CameraTopics = CameraTopics(),
-                     output_topics: OutputTopics = OutputTopics(), num_classes: int = 7,
+                     output_topics: OutputTopics = OutputTopics(), num_classes: int = DEFAULT_NUM_CLASSES,
                      run_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Match `outputs` (stamp -> FrameOutputs, consumed) to the input bag's frames, score them
     and write report.json, report.md and PNG figures into `out`. Returns the report dict."""
@@ -259,7 +259,7 @@ def read_output_bag(path: str | Path, output_topics: OutputTopics = OutputTopics
 
 def run_offline_eval(input_bag: str | Path, outputs_bag: str | Path, out: str | Path,
                      topics: CameraTopics = CameraTopics(),
-                     output_topics: OutputTopics = OutputTopics(), num_classes: int = 7,
+                     output_topics: OutputTopics = OutputTopics(), num_classes: int = DEFAULT_NUM_CLASSES,
                      force: bool = False) -> dict[str, Any]:
     """`jointdistill bag eval --bag IN --outputs OUTBAG`."""
     out = check_report_dir(out, force)

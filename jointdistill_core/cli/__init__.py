@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-# On a shared CPU (a robot's computer, a CI runner) OpenMP's busy-waiting worker threads spin
-# against other processes: a training step measured 5-15x slower with 2 threads under load,
-# and no slower than 1 thread with passive waiting. Set before torch loads; a user's own
-# OMP_WAIT_POLICY wins.
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+from jointdistill_core.openmp import passive_openmp_waiting
+
+passive_openmp_waiting()  # before any subcommand imports torch
 
 # Module names under jointdistill_core.cli, in the order `--help` lists them.
 SUBCOMMAND_MODULES = [

@@ -7,51 +7,12 @@ command (jointdistill_ros.cli, which also adds `play`) sets and this ROS-free CL
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
+from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.bags.layout import STORAGES, BagError, CameraTopics, OutputTopics
 from jointdistill_core.cli import CliError
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' (pixels) -> (height, width)."""
-    try:
-        height, width = (int(part) for part in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'size must look like 480x640 (HxW), got {text!r}') from None
-    if height < 8 or width < 8:
-        raise argparse.ArgumentTypeError(f'size must be at least 8x8 pixels, got {text!r}')
-    return height, width
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f'must be > 0, got {text}')
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1, got {text}')
-    return value
-
-
-# ROS 2 topic names: tokens of letters, digits and '_' joined by '/', no token starting with
-# a digit, no empty token (so no '//' and no trailing '/').
-_TOPIC_NAME = re.compile(r'/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
-
-
-def topic_name(text: str) -> str:
-    """A ROS 2 topic name as typed on the command line (argparse type)."""
-    if not _TOPIC_NAME.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a valid ROS topic name (letters, digits and '_' in tokens "
-            "separated by '/', no token starting with a digit), e.g. /camera/image_raw")
-    return text
+from jointdistill_core.cli.arguments import positive_float, positive_int, size_argument, topic_name
 
 
 def add_camera_topic_options(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     make = verbs.add_parser('make', help='synthetic street scenes as a rosbag2 bag')
     make.add_argument('--out', required=True, type=Path, help='bag directory to create')
     make.add_argument('--frames', type=positive_int, default=150)
-    make.add_argument('--size', type=parse_size, default=(480, 640), help='HxW pixels (480x640)')
+    make.add_argument('--size', type=size_argument(minimum=8), default=(480, 640), help='HxW pixels (480x640)')
     make.add_argument('--rate', type=positive_float, default=15.0, help='frame rate in Hz')
     make.add_argument('--storage', choices=STORAGES, default='mcap')
     make.add_argument('--seed', type=int, default=None,
@@ -167,7 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument('--out', required=True, type=Path)
     convert.add_argument('--rate', type=positive_float, default=15.0, help='frame rate in Hz')
     convert.add_argument('--storage', choices=STORAGES, default='mcap')
-    convert.add_argument('--size', type=parse_size, default=None, help='resize to HxW pixels')
+    convert.add_argument('--size', type=size_argument(minimum=8), default=None, help='resize to HxW pixels')
     convert.add_argument('--frames', type=positive_int, default=None, help='first N frames only')
     convert.add_argument('--force', action='store_true', help='replace an existing bag')
     add_camera_topic_options(convert)
@@ -191,7 +152,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument('--device', default='cpu', help="live: the node's device (cpu, cuda)")
     evaluate.add_argument('--record', type=Path, default=None,
                           help='live: also write the received outputs into this mcap bag')
-    evaluate.add_argument('--num-classes', type=positive_int, default=7,
+    evaluate.add_argument('--num-classes', type=positive_int, default=DEFAULT_NUM_CLASSES,
                           help='number of segmentation classes (7 = Cityscapes-7)')
     evaluate.add_argument('--force', action='store_true', help='write into a non-empty --out')
     defaults = OutputTopics()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import re
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tqdm import tqdm
 
 from jointdistill_core.classes import CITYSCAPES_7
 from jointdistill_core.cli import CliError
+from jointdistill_core.cli.arguments import size_argument
 from jointdistill_core.data.sample import IGNORE_INDEX
 from jointdistill_core.data.synthetic import SPLIT_SEED_START, render_scene
 
@@ -28,18 +28,6 @@ MTAN_VOID = -1.0
 CONTACT_SHEET_FRAMES = 4
 CONTACT_SHEET_MAX_DEPTH_M = 80.0
 MIN_SIZE = 8
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' -> (H, W) pixels, each at least 8."""
-    match = re.fullmatch(r'(\d+)x(\d+)', text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f'--size must be HxW in pixels, e.g. 128x256; got {text!r}')
-    height, width = int(match.group(1)), int(match.group(2))
-    if height < MIN_SIZE or width < MIN_SIZE:
-        raise argparse.ArgumentTypeError(f'--size {text!r}: height and width must be at least '
-                                         f'{MIN_SIZE} pixels')
-    return height, width
 
 
 def _positive_int(text: str) -> int:
@@ -185,7 +173,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument('--split', required=True, choices=sorted(SPLIT_SEED_START),
                        help='seed range: train from 0, val from 1000000, test from 2000000')
     synth.add_argument('--num', required=True, type=_positive_int, help='number of frames')
-    synth.add_argument('--size', required=True, type=parse_size, help='HxW pixels, e.g. 128x256')
+    synth.add_argument('--size', required=True, type=size_argument(minimum=MIN_SIZE), help='HxW pixels, e.g. 128x256')
     synth.add_argument('--workers', type=_positive_int, default=1,
                        help='rendering processes (default 1); the output does not depend on it')
     synth.add_argument('--force', action='store_true',

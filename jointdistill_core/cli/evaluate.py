@@ -18,9 +18,19 @@ from pathlib import Path
 import numpy as np
 
 from jointdistill_core.cli import CliError
+from jointdistill_core.cli.arguments import device_name
 
 SAMPLE_COUNT = 4
 PROTOCOLS = ('network', 'predictor')
+
+
+def _size_option(text: str | None, option: str, multiple: int = 1) -> tuple[int, int] | None:
+    """(H, W) pixels of an HxW option, or None when it was not given; CliError names it."""
+    from jointdistill_core.geometry import parse_size
+    try:
+        return None if text is None else parse_size(text, multiple=multiple)
+    except ValueError as error:
+        raise CliError(f'{option}: {error}') from None
 
 
 def register(subparsers) -> None:
@@ -46,7 +56,8 @@ def register(subparsers) -> None:
                         help='predictor protocol: model input HxW pixels for images of that '
                              'aspect, the pixel budget for others (default: the checkpoint\'s)')
     parser.add_argument('--batch-size', type=int, default=8, help='frames per forward pass')
-    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    parser.add_argument('--device', default='auto', type=device_name,
+                        help='auto, cpu, cuda or cuda:N (default: auto); no CPU fallback')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--force', action='store_true',
                         help='replace the metrics, table and samples of an earlier evaluation '
@@ -58,11 +69,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from jointdistill_core.checkpoint import load_checkpoint
-    from jointdistill_core.config import ConfigError
     from jointdistill_core.data.registry import build_dataset
-    from jointdistill_core.training.config import parse_size
+    from jointdistill_core.device import DeviceUnavailableError, resolve_device
     from jointdistill_core.training.evaluate import format_table
-    from jointdistill_core.training.trainer import resolve_device
 
     if args.num is not None and args.num < 1:
         raise CliError(f'--num must be >= 1, got {args.num}')
@@ -76,12 +85,15 @@ def run(args: argparse.Namespace) -> int:
     if (Path(args.out) / 'metrics.json').exists() and not args.force:
         raise CliError(f'{args.out} already holds an evaluation (metrics.json); pass --force '
                        'to replace it')
+    size = _size_option(args.size, '--size', multiple=32)
+    input_size = _size_option(args.input_size, '--input-size')
     try:
-        size = parse_size(args.size, '--size')
-        input_size = parse_size(args.input_size, '--input-size')
         device = resolve_device(args.device)
+    except DeviceUnavailableError as error:
+        raise CliError(f'--device: {error}') from None
+    try:
         model, meta = load_checkpoint(args.checkpoint, device)
-    except (ConfigError, ValueError, OSError) as error:
+    except (ValueError, OSError) as error:
         raise CliError(str(error)) from None
     num_classes = getattr(model, 'num_classes', None) or None  # depth-only networks: 0/None
     try:

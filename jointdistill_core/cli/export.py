@@ -5,15 +5,8 @@ import argparse
 
 from jointdistill_core.checkpoint import CheckpointError, load_checkpoint
 from jointdistill_core.cli import CliError
+from jointdistill_core.cli.arguments import size_argument
 from jointdistill_core.export import FORMATS, ExportError, export_model
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'256x512' -> (256, 512): height x width in pixels."""
-    parts = text.lower().split('x')
-    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
-        raise argparse.ArgumentTypeError(f'size must be HxW in pixels, e.g. 256x512, got {text!r}')
-    return int(parts[0]), int(parts[1])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--checkpoint', required=True,
                         help='checkpoint X, X.safetensors or X.json')
     parser.add_argument('--format', required=True, choices=FORMATS, dest='fmt')
-    parser.add_argument('--size', type=parse_size, default=None,
+    parser.add_argument('--size', type=size_argument(), default=None,
                         help="model input HxW in pixels, multiples of 32 (default: the "
                              "checkpoint's input_size)")
     parser.add_argument('--out', required=True, help='output file, e.g. student.onnx')

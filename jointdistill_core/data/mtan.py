@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.data.sample import IGNORE_INDEX, make_sample
 
 KINDS = ('nyuv2', 'cityscapes', 'synthetic')
-NUM_CLASSES = {'nyuv2': 13, 'synthetic': 7}
+NUM_CLASSES = {'nyuv2': 13, 'synthetic': DEFAULT_NUM_CLASSES}
 CITYSCAPES_CLASS_CHOICES = (7, 19)
 MTAN_VOID_LABEL = -1
 
@@ -196,7 +197,7 @@ class MtanDataset(Dataset):
     @staticmethod
     def _resolve_num_classes(kind: str, num_classes: int | None) -> int:
         if kind == 'cityscapes':
-            chosen = 7 if num_classes is None else num_classes
+            chosen = DEFAULT_NUM_CLASSES if num_classes is None else num_classes
             if chosen not in CITYSCAPES_CLASS_CHOICES:
                 raise DatasetError(f'Cityscapes num_classes must be 7 or 19, got {num_classes}')
             return chosen

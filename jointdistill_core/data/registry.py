@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.data.augment import (Compose, RandomHorizontalFlip, RandomScaleCrop,
                                             resize_sample)
 from jointdistill_core.data.camvid import CamVidDataset
@@ -41,7 +42,6 @@ SPEC_FORMS = ('synthetic', 'synthetic:DIR', 'nyuv2:DIR', 'cityscapes:DIR', 'city
 # On-the-fly synthetic defaults when the caller gives no size / frame count.
 DEFAULT_SYNTHETIC_SIZE = (128, 256)
 DEFAULT_SYNTHETIC_FRAMES = {'train': 2000, 'val': 200, 'test': 200}
-SYNTHETIC_NUM_CLASSES = 7
 
 __all__ = ['DatasetError', 'SPEC_FORMS', 'TransformedDataset', 'build_dataset', 'parse_spec']
 
@@ -92,7 +92,7 @@ def _base_dataset(kind: str, directory: Path | None, split: str, size: tuple[int
                                f'got {split!r}')
         height, width = size or DEFAULT_SYNTHETIC_SIZE
         frames = num_frames if num_frames is not None else DEFAULT_SYNTHETIC_FRAMES[split]
-        return SyntheticStreetDataset(split, frames, height, width), SYNTHETIC_NUM_CLASSES
+        return SyntheticStreetDataset(split, frames, height, width), DEFAULT_NUM_CLASSES
     if kind == 'folder':
         classes = _folder_num_classes(directory, num_classes)
         return FolderDataset(directory, classes), classes

@@ -43,8 +43,8 @@ from jointdistill_core.distill.losses import (
     teacher_hard_labels,
 )
 from jointdistill_core.models.outputs import ModelOutput
+from jointdistill_core.tasks import TASKS
 
-TASKS = ('seg', 'depth')
 LAYERS = ('enc', 'dec')
 
 

@@ -74,8 +74,8 @@ from jointdistill_core.distill.losses import (
 )
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
+from jointdistill_core.tasks import TASKS
 
-TASKS = ('seg', 'depth')
 ABILITY_RANGE = (1e-3, 1e3)
 TRAJECTORY_LAYER_CHOICES = ('enc', 'enc_mid', 'dec_seg', 'dec_depth')
 

@@ -22,8 +22,8 @@ from jointdistill_core.distill.losses import (normalized_feature_distance, resiz
                                               task_loss_terms)
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
+from jointdistill_core.tasks import TASKS
 
-TASKS = ('seg', 'depth')
 
 
 @dataclass

@@ -36,8 +36,8 @@ from jointdistill_core.distill.losses import (
 )
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
+from jointdistill_core.tasks import TASKS
 
-TASKS = ('seg', 'depth')
 LAYER_CHOICES = ('enc', 'dec')
 
 

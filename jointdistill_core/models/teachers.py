@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.models.blocks import (ImageNormalize, ResNetEncoder, UNetDecoder,
                                              check_input, checked_focal)
 from jointdistill_core.models.outputs import ModelOutput
@@ -57,7 +58,7 @@ class SegTeacher(_TeacherBase):
 
     task = 'seg'
 
-    def __init__(self, num_classes: int = 7, width: int = DEFAULT_TEACHER_WIDTH,
+    def __init__(self, num_classes: int = DEFAULT_NUM_CLASSES, width: int = DEFAULT_TEACHER_WIDTH,
                  blocks: tuple[int, ...] | list[int] = (2, 2, 2, 2)) -> None:
         if num_classes < 2:
             raise ValueError(f'SegTeacher: num_classes must be >= 2, got {num_classes}')

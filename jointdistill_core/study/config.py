@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 from jointdistill_core.config import ConfigError, apply_overrides, from_dict, load_yaml_mapping
+from jointdistill_core.geometry import parse_size
+from jointdistill_core.tasks import TASKS
 
-TASKS = ('seg', 'depth')
 
 
 @dataclass
@@ -29,6 +30,10 @@ class StudyDataConfig:
     train_frames: int | None = None
     val_frames: int | None = None
     test_frames: int | None = None
+
+    def size_pixels(self) -> tuple[int, int] | None:
+        """`size` as (height, width) pixels; None for the dataset's own size."""
+        return None if self.size is None else parse_size(self.size, multiple=32)
 
 
 @dataclass
@@ -154,16 +159,11 @@ def validate(config: StudyConfig, source: str) -> StudyConfig:
             fail(f'evaluation.{key}', f'must be >= 1, got {getattr(evaluation, key)}')
     if not config.results_name or '/' in config.results_name:
         fail('results_name', f'must be a file stem without "/", got {config.results_name!r}')
-    _check_size(config.data.size, f'{source}: data.size')
+    try:
+        config.data.size_pixels()
+    except ValueError as error:
+        fail('data.size', str(error))
     return config
-
-
-def _check_size(text: str | None, where: str) -> None:
-    from jointdistill_core.training.config import parse_size
-    size = parse_size(text, where)
-    if size is not None and (size[0] % 32 or size[1] % 32):
-        raise ConfigError(f'{where}: {text!r}: height and width must be multiples of 32 '
-                          f'(the networks downsample 32x)')
 
 
 def load_study_config(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:

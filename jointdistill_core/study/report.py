@@ -12,6 +12,7 @@ from jointdistill_core.study.figures import (measure_models, plot_qualitative,
                                              read_weight_trajectory)
 from jointdistill_core.study.results import finding, summarize, teacher_baseline
 from jointdistill_core.study.runner import load_test_split
+from jointdistill_core.tasks import TASKS
 
 
 def _setup(config: StudyConfig, seeds: list[int], command: str) -> dict:
@@ -29,7 +30,7 @@ def _setup(config: StudyConfig, seeds: list[int], command: str) -> dict:
                           f'{config.evaluation.checkpoint}',
         'seeds': ', '.join(str(seed) for seed in seeds),
     }
-    for task in ('seg', 'depth'):
+    for task in TASKS:
         teacher = getattr(config.teachers, task)
         sizes[f'{task} teacher'] = (f'given checkpoint {teacher.checkpoint}' if teacher.checkpoint
                                     else f'{teacher.steps} steps x batch {teacher.batch_size}, '
@@ -52,19 +53,18 @@ def _trajectories(config: StudyConfig, seeds: list[int]) -> dict[int, dict]:
 def build_report(config: StudyConfig, teachers: dict[str, dict], runs: dict[str, dict[int, dict]],
                  seeds: list[int], command: str, results_dir: Path) -> dict:
     """Everything the results page shows; writes the figures under RESULTS_DIR/figures/."""
-    from jointdistill_core.training.config import parse_size
     order = [variant.name for variant in config.variants]
     summary = summarize(runs, teacher_baseline(teachers), order)
     test_set, num_classes = load_test_split(config)
     samples = [test_set[index] for index in
                range(min(config.evaluation.qualitative_frames, len(test_set)))]
-    size = parse_size(config.data.size) or tuple(samples[0]['image'].shape[-2:])
-    checkpoints = {f'teacher {task}': teachers[task]['checkpoint'] for task in ('seg', 'depth')}
+    size = config.data.size_pixels() or tuple(samples[0]['image'].shape[-2:])
+    checkpoints = {f'teacher {task}': teachers[task]['checkpoint'] for task in TASKS}
     checkpoints.update({name: row_first_checkpoint(runs[name]) for name in summary})
     image = (samples[0]['image'].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
     measured = measure_models(checkpoints, size, config.evaluation.latency_repeats, image)
     teacher_rows = {}
-    for task in ('seg', 'depth'):
+    for task in TASKS:
         teacher_rows[task] = {**teachers[task], **measured[f'teacher {task}']}
     for name in summary:
         summary[name].update({key: measured[name][key] for key in ('params', 'latency_ms')})

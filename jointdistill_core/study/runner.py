@@ -21,7 +21,8 @@ import torch
 from tqdm import tqdm
 
 from jointdistill_core.config import ConfigError
-from jointdistill_core.study.config import TASKS, StudyConfig, VariantConfig
+from jointdistill_core.study.config import StudyConfig, VariantConfig
+from jointdistill_core.tasks import TASKS
 
 DONE_NAME = 'done.json'
 DONE_FORMAT = 'jointdistill-study-run'
@@ -130,10 +131,9 @@ def evaluate_checkpoint(path: str | Path, config: StudyConfig, tasks: tuple[str,
 def load_test_split(config: StudyConfig, num_classes: int | None = None):
     """(dataset, num_classes) of the study's test split at the study's size."""
     from jointdistill_core.data.registry import build_dataset
-    from jointdistill_core.training.config import parse_size
     data = config.data
     try:
-        return build_dataset(data.spec, data.test_split, size=parse_size(data.size),
+        return build_dataset(data.spec, data.test_split, size=data.size_pixels(),
                              num_frames=data.test_frames, num_classes=num_classes)
     except (ValueError, OSError) as error:
         raise ConfigError(f'data: test split {data.test_split!r} of {data.spec}: {error}') from None
@@ -191,7 +191,7 @@ def run_study(config: StudyConfig, variants: list[VariantConfig], seeds: list[in
     Returns {'teachers': {task: record}, 'runs': {variant: {seed: record}}} where a record is
     the run's done.json content. `log` receives one line per run.
     """
-    from jointdistill_core.training.trainer import resolve_device
+    from jointdistill_core.device import resolve_device
     device = resolve_device('auto')
     teacher_tasks = [task for task in TASKS if not getattr(config.teachers, task).checkpoint]
     phases = [[teacher_run(config, task) for task in teacher_tasks],

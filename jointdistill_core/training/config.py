@@ -5,13 +5,15 @@ are errors naming the key path and the file.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from jointdistill_core.config import ConfigError, apply_overrides, from_dict, load_yaml_mapping
 from jointdistill_core.teachers.base import check_options
+from jointdistill_core.device import check_device_name
+from jointdistill_core.geometry import parse_size
+from jointdistill_core.tasks import TASKS
 
 @dataclass
 class ModelConfig:
@@ -77,6 +79,10 @@ class DataConfig:
     batch_size: int = 8
     workers: int = 0
 
+    def size_pixels(self) -> tuple[int, int] | None:
+        """`size` as (height, width) pixels; None for the dataset's own size."""
+        return None if self.size is None else parse_size(self.size)
+
 
 @dataclass
 class OptimConfig:
@@ -119,19 +125,9 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     out: str = 'runs/train'
-    device: Literal['auto', 'cpu', 'cuda'] = 'auto'
+    device: str = 'auto'
     amp: bool = False
     channels_last: bool = False
-
-
-def parse_size(text: str | None, where: str = 'size') -> tuple[int, int] | None:
-    """'128x256' -> (128, 256) pixels (height, width); None stays None."""
-    if text is None:
-        return None
-    match = re.fullmatch(r'\s*(\d+)\s*[xX]\s*(\d+)\s*', str(text))
-    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-        raise ConfigError(f'{where}: {text!r} is not HxW (e.g. 128x256)')
-    return int(match.group(1)), int(match.group(2))
 
 
 def validate(config: TrainConfig, source: str) -> TrainConfig:
@@ -151,7 +147,14 @@ def validate(config: TrainConfig, source: str) -> TrainConfig:
         value = getattr(data, key)
         if value is not None and value < 1:
             fail(f'data.{key}', f'must be >= 1 or null, got {value}')
-    parse_size(data.size, f'{source}: data.size')
+    try:
+        check_device_name(config.device)
+    except ValueError as error:
+        fail('device', str(error))
+    try:
+        data.size_pixels()
+    except ValueError as error:
+        fail('data.size', str(error))
     optim = config.optim
     if optim.eps <= 0:
         fail('optim.eps', f'must be > 0, got {optim.eps}')
@@ -166,7 +169,7 @@ def validate(config: TrainConfig, source: str) -> TrainConfig:
         fail('schedule.step_every', f'must be >= 1, got {schedule.step_every}')
     if not 0.0 <= schedule.min_factor <= 1.0:
         fail('schedule.min_factor', f'must be in [0, 1], got {schedule.min_factor}')
-    for task in ('seg', 'depth'):
+    for task in TASKS:
         teacher = getattr(config.teachers, task)
         if teacher is None:
             continue
@@ -175,7 +178,10 @@ def validate(config: TrainConfig, source: str) -> TrainConfig:
         for key, problem in check_options(teacher, task):
             fail(f'teachers.{task}.{key}', problem)
         if teacher.input_size is not None:
-            parse_size(teacher.input_size, f'{source}: teachers.{task}.input_size')
+            try:
+                parse_size(teacher.input_size)
+            except ValueError as error:
+                fail(f'teachers.{task}.input_size', str(error))
     if config.task != 'multi' and (config.teachers.seg or config.teachers.depth):
         fail('teachers', f'task {config.task!r} trains a teacher from labels; remove teachers')
     return config

@@ -30,13 +30,15 @@ from tqdm import tqdm
 
 from jointdistill_core.canonical import canonical_targets, model_canonical_focal
 from jointdistill_core.config import ConfigError, from_dict, to_dict
-from jointdistill_core.training.config import TrainConfig, parse_size
+from jointdistill_core.device import DeviceUnavailableError, resolve_device
+from jointdistill_core.training.config import TrainConfig
 from jointdistill_core.training.ddp import (DistContext, init_distributed, shutdown_distributed,
                                             synchronize_batch_norm)
 from jointdistill_core.training.evaluate import evaluate_model, selection_score
 from jointdistill_core.training.logging import RunLogger
 from jointdistill_core.training.sampling import SeededDataset, StepBatchSampler
 from jointdistill_core.training.state import capture_rng, load_state, restore_rng, save_state
+from jointdistill_core.tasks import TASKS
 
 RESUME_NAME = 'resume.safetensors'
 # Keys that may differ between the saved and the resumed configuration.
@@ -60,14 +62,6 @@ class TrainResult:
     best_score: float
     last_metrics: dict[str, float]
     wall_time_s: float
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('device: cuda was asked for but no CUDA device is available')
-    if name == 'auto':
-        name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    return torch.device(name)
 
 
 def cpu_has_bf16() -> bool:
@@ -138,7 +132,10 @@ class Trainer:
         self.stop_at = stop_at
         self.progress = progress
         self.out_dir = Path(config.out)
-        self.device = resolve_device(config.device)
+        try:
+            self.device = resolve_device(config.device)
+        except DeviceUnavailableError as error:
+            raise ConfigError(f'device: {error}') from None
         if config.amp and self.device.type == 'cpu' and not cpu_has_bf16():
             raise ConfigError('amp: this CPU has no native bf16 (avx512_bf16 or AMX), so mixed '
                               'precision would be slower than fp32; set amp: false')
@@ -150,7 +147,7 @@ class Trainer:
     def _build_data(self) -> None:
         from jointdistill_core.data.registry import build_dataset
         data = self.config.data
-        size = parse_size(data.size)
+        size = data.size_pixels()
         try:
             canonical = self.config.model.kwargs.get('canonical_focal_px') is not None
             self.train_set, self.num_classes = build_dataset(
@@ -203,7 +200,7 @@ class Trainer:
         from jointdistill_core.teachers import TeacherError, build_teacher
         probe = self.val_set[0]['image'][None].to(self.device)
         teachers = {}
-        for task in ('seg', 'depth'):
+        for task in TASKS:
             spec = getattr(self.config.teachers, task)
             if spec is None:
                 continue
