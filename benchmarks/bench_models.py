@@ -20,7 +20,7 @@ from tqdm import tqdm
 from benchmarks.common import interleaved, matmul_peak_gflops, paired_ratio, summarize
 from benchmarks.peers import PeerPair
 from jointdistill_core.checkpoint import load_checkpoint
-from jointdistill_core.inference import Predictor
+from jointdistill_core.inference import Prediction, Predictor
 from jointdistill_core.models.blocks import fuse_conv_bn
 from jointdistill_core.models.factory import build_model
 from jointdistill_core.models.profile import count_flops, count_parameters
@@ -57,10 +57,9 @@ class TeacherPair:
     def __init__(self, seg: Predictor, depth: Predictor):
         self.seg, self.depth = seg, depth
 
-    def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        _, labels = self.seg.predict(image)
-        depth, _ = self.depth.predict(image)
-        return depth, labels
+    def predict(self, image: np.ndarray) -> Prediction:
+        return Prediction(depth=self.depth.predict(image).depth,
+                          labels=self.seg.predict(image).labels)
 
 
 def _contenders(networks: dict[str, torch.nn.Module], size: tuple[int, int],

@@ -67,7 +67,8 @@ def _measure(repeats: int) -> dict[str, float]:
                            ('onnxruntime', {'backend': 'onnxruntime', 'num_threads': 1})):
         predictor = Predictor.from_model(student, MODEL_INPUT, device='cpu', **options)
         steps[f'Predictor ({label})'] = cpu_ms(lambda p=predictor: p.predict(image), repeats)
-    depth, labels = predictor.predict(image)
+    prediction = predictor.predict(image)
+    depth, labels = prediction.depth, prediction.labels
     depth = depth_for_publishing(depth, labels, None)
     K = default_intrinsics(*CAMERA)
     header = Header()

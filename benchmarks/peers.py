@@ -19,6 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+from jointdistill_core.inference import Prediction
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -63,7 +64,7 @@ class PeerPair:
         return sum(p.numel() for m in (self.segformer, self.depth_anything) for p in m.parameters())
 
     @torch.inference_mode()
-    def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, image: np.ndarray) -> Prediction:
         """(H, W, 3) uint8 RGB -> depth (H, W) float32 (relative), labels (H, W) uint8."""
         height, width = image.shape[:2]
         model_h, model_w = self.input_size
@@ -77,4 +78,4 @@ class PeerPair:
         labels = logits.max(1).indices[0].to(torch.uint8).cpu().numpy()
         depth = cv2.resize(depth.float().cpu().numpy(), (width, height),
                            interpolation=cv2.INTER_LINEAR)
-        return depth, labels
+        return Prediction(depth, labels)

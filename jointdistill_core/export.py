@@ -15,7 +15,9 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,6 +32,74 @@ ONNX_OPSET = 17
 
 class ExportError(ValueError):
     """The export cannot be written; the message names the file or setting at fault."""
+
+
+@dataclass(frozen=True)
+class ExportSidecar:
+    """The JSON sidecar PATH.json next to an exported model (format version 1).
+
+    backend: 'onnx' or 'torchscript'. input_size: (H, W) pixels of the fixed input
+    (1, 3, H, W). outputs: output names in graph order ('depth', 'seg_logits').
+    num_classes: classes of seg_logits, None for a depth-only network (stored as 0 in the file,
+    as version 1 defines). max_depth: metres, None for a segmentation-only network.
+    canonical_focal_px: the canonical camera's focal length (pixels) of a network predicting
+    canonical depth, None for metric depth. model: the network's spec; source_checkpoint: the
+    checkpoint it came from; opset: the ONNX opset (None for TorchScript).
+    """
+
+    backend: str
+    input_size: tuple[int, int]
+    outputs: tuple[str, ...]
+    num_classes: int | None
+    max_depth: float | None
+    canonical_focal_px: float | None = None
+    model: dict[str, Any] | None = None
+    source_checkpoint: str | None = None
+    opset: int | None = None
+
+    def to_json(self) -> str:
+        """The file's text."""
+        meta = {'format': EXPORT_SIDECAR_FORMAT, 'version': 1, 'backend': self.backend,
+                'input_size': list(self.input_size), 'input_name': 'image',
+                'outputs': list(self.outputs), 'num_classes': self.num_classes or 0,
+                'max_depth': self.max_depth, 'canonical_focal_px': self.canonical_focal_px,
+                'model': self.model, 'source_checkpoint': self.source_checkpoint,
+                'opset': self.opset}
+        return json.dumps(meta, indent=2) + '\n'
+
+    @classmethod
+    def read(cls, model_path: str | Path) -> ExportSidecar:
+        """The sidecar of the exported model at `model_path`, validated; ValueError names the
+        file and the key at fault."""
+        path = Path(model_path)
+        sidecar = Path(f'{path}.json')
+        if not path.is_file():
+            raise ValueError(f'{path}: exported model not found')
+        if not sidecar.is_file():
+            raise ValueError(f'{sidecar}: sidecar of the exported model not found (written by '
+                             '`jointdistill export` next to the model)')
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f'{sidecar}: not valid JSON ({error})') from error
+        if not isinstance(meta, dict) or meta.get('format') != EXPORT_SIDECAR_FORMAT:
+            raise ValueError(f'{sidecar}: "format" must be "{EXPORT_SIDECAR_FORMAT}"')
+        for key in ('backend', 'input_size', 'num_classes', 'max_depth', 'outputs'):
+            if key not in meta:
+                raise ValueError(f'{sidecar}: missing key "{key}"')
+        if meta['backend'] not in FORMATS:
+            raise ValueError(f'{sidecar}: "backend" must be "onnx" or "torchscript", '
+                             f'got {meta["backend"]!r}')
+        size = meta['input_size']
+        if not (isinstance(size, list) and len(size) == 2
+                and all(isinstance(v, int) and v > 0 and v % 32 == 0 for v in size)):
+            raise ValueError(f'{sidecar}: input_size must be (H, W) with positive multiples of '
+                             f'32, got {size!r}')
+        return cls(backend=meta['backend'], input_size=(size[0], size[1]),
+                   outputs=tuple(meta['outputs']), num_classes=meta['num_classes'] or None,
+                   max_depth=meta['max_depth'],
+                   canonical_focal_px=meta.get('canonical_focal_px'), model=meta.get('model'),
+                   source_checkpoint=meta.get('source_checkpoint'), opset=meta.get('opset'))
 
 
 class _ExportWrapper(nn.Module):
@@ -70,14 +140,13 @@ def export_model(model: nn.Module, fmt: str, size: tuple[int, int], out: str | P
             raise ExportError(f'{existing} exists; pass --force to overwrite it')
     data, names = serialize_model(model, fmt, size)
     atomic_write_bytes(out, data)
-    meta = {'format': EXPORT_SIDECAR_FORMAT, 'version': 1, 'backend': fmt,
-            'input_size': [int(size[0]), int(size[1])], 'input_name': 'image',
-            'outputs': names, 'num_classes': int(getattr(model, 'num_classes', 0)),
-            'max_depth': getattr(model, 'max_depth', None),
-            'canonical_focal_px': getattr(model, 'canonical_focal_px', None),
-            'model': getattr(model, 'spec', None), 'source_checkpoint': source,
-            'opset': ONNX_OPSET if fmt == 'onnx' else None}
-    atomic_write_bytes(sidecar, (json.dumps(meta, indent=2) + '\n').encode())
+    meta = ExportSidecar(backend=fmt, input_size=(int(size[0]), int(size[1])),
+                         outputs=tuple(names), num_classes=getattr(model, 'num_classes', None),
+                         max_depth=getattr(model, 'max_depth', None),
+                         canonical_focal_px=getattr(model, 'canonical_focal_px', None),
+                         model=getattr(model, 'spec', None), source_checkpoint=source,
+                         opset=ONNX_OPSET if fmt == 'onnx' else None)
+    atomic_write_bytes(sidecar, meta.to_json().encode())
     return sidecar
 
 

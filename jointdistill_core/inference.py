@@ -27,11 +27,11 @@ sidecar with input size, class count, max depth and output names.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -42,7 +42,7 @@ from torch import nn
 from jointdistill_core.canonical import focal_length_px
 from jointdistill_core.checkpoint import load_checkpoint
 from jointdistill_core.device import DeviceUnavailableError, resolve_device
-from jointdistill_core.export import EXPORT_SIDECAR_FORMAT, serialize_model
+from jointdistill_core.export import ExportSidecar, serialize_model
 from jointdistill_core.geometry import DEFAULT_HFOV_DEG, default_intrinsics, scale_intrinsics
 from jointdistill_core.models.blocks import fuse_conv_bn
 
@@ -54,6 +54,18 @@ MODEL_BACKENDS = ('torch', 'onnxruntime')
 # (1, 3, H, W) float32 in [0, 1] -> (depth (H, W) float32 metres | None,
 #                                     labels (H, W) uint8 | None), both at model resolution.
 Runner = Callable[[np.ndarray], tuple[np.ndarray | None, np.ndarray | None]]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What `Predictor.predict` returns, both at the input image's resolution (H, W).
+
+    depth: float32 metres along the optical axis, or None for a segmentation-only network.
+    labels: uint8 class ids, or None for a depth-only network (no segmentation).
+    """
+
+    depth: np.ndarray | None
+    labels: np.ndarray | None
 
 
 def _check_input_size(input_size: tuple[int, int] | list[int], source: str) -> tuple[int, int]:
@@ -190,7 +202,7 @@ class Predictor:
     """Runs a network on single HxWx3 uint8 RGB images. Build with a `from_*` constructor.
 
     Attributes: device (torch.device actually used), requested_device (as given),
-    num_classes (0 for a depth-only network), max_depth (metres, of the network's raw
+    num_classes (None for a depth-only network), max_depth (metres, of the network's raw
     output; None for a segmentation-only network), canonical_focal_px (None for a network
     that predicts metric depth directly), input_size (H, W) of the model input in pixels
     for images of its aspect (the pixel budget for others, see the module docstring),
@@ -201,13 +213,13 @@ class Predictor:
     """
 
     def __init__(self, runner_for: Callable[[tuple[int, int]], Runner], *,
-                 input_size: tuple[int, int], follows_aspect: bool, num_classes: int,
+                 input_size: tuple[int, int], follows_aspect: bool, num_classes: int | None,
                  max_depth: float | None, canonical_focal_px: float | None,
                  device: torch.device, requested_device: str, backend: str,
                  precision: str) -> None:
         """runner_for(size) builds the runner for a model input size (H, W); it is called
         once per size (cached)."""
-        if num_classes > 255:
+        if num_classes is not None and num_classes > 255:
             raise ValueError(f'Predictor: {num_classes} classes do not fit uint8 labels '
                              '(255 is reserved for void)')
         self._runner_for = runner_for
@@ -253,7 +265,7 @@ class Predictor:
             raise ValueError("precision 'fp16' needs a CUDA device and the torch backend; "
                              "use 'fp32' or 'auto'")
         common = {'input_size': size, 'follows_aspect': True,
-                  'num_classes': int(getattr(model, 'num_classes', 0)),
+                  'num_classes': getattr(model, 'num_classes', None),
                   'max_depth': getattr(model, 'max_depth', None),
                   'canonical_focal_px': getattr(model, 'canonical_focal_px', None),
                   'requested_device': device}
@@ -298,10 +310,10 @@ class Predictor:
         PATH.json (input size, classes, max depth, output names). Always fp32. num_threads
         as in `from_model` (TorchScript files run on torch's process-wide threads)."""
         path = Path(path)
-        meta = read_export_sidecar(path)
+        meta = ExportSidecar.read(path)
         resolved = resolve_device(device, fallback=not strict_device)
-        names = list(meta['outputs'])
-        if meta['backend'] == 'onnx':
+        names = list(meta.outputs)
+        if meta.backend == 'onnx':
             runner: Runner = _OnnxRunner(path, str(path), resolved, names,
                                          _checked_threads(num_threads))
             resolved = _onnx_device(runner, resolved, strict_device, str(path))
@@ -310,9 +322,9 @@ class Predictor:
             set_torch_threads(num_threads)
             runner = _TorchScriptRunner(path, resolved, names)
             backend = 'torchscript'
-        return cls(lambda _: runner, input_size=tuple(meta['input_size']), follows_aspect=False,
-                   num_classes=meta['num_classes'], max_depth=meta['max_depth'],
-                   canonical_focal_px=meta.get('canonical_focal_px'),
+        return cls(lambda _: runner, input_size=meta.input_size, follows_aspect=False,
+                   num_classes=meta.num_classes, max_depth=meta.max_depth,
+                   canonical_focal_px=meta.canonical_focal_px,
                    device=resolved, requested_device=device, backend=backend, precision='fp32')
 
     # -- inference --------------------------------------------------------------------------
@@ -368,9 +380,9 @@ class Predictor:
         model_K = scale_intrinsics(K, image_size, self.input_size_for(image_size))
         return focal_length_px(model_K) / self.canonical_focal_px
 
-    def predict(self, image: np.ndarray, K: np.ndarray | None = None
-                ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(H, W, 3) uint8 RGB -> (depth (H, W) float32 metres, labels (H, W) uint8 ids).
+    def predict(self, image: np.ndarray, K: np.ndarray | None = None) -> Prediction:
+        """(H, W, 3) uint8 RGB -> Prediction: depth (H, W) float32 metres, labels (H, W) uint8
+        ids.
 
         K: the image's (3, 3) intrinsics in pixels (CameraInfo's K); None assumes a
         horizontal field of view of DEFAULT_HFOV_DEG. Only a canonical-camera network's
@@ -396,7 +408,7 @@ class Predictor:
                         'forward_ms': (post_start - forward_start) * 1e3,
                         'postprocess_ms': (end - post_start) * 1e3,
                         'total_ms': (end - start) * 1e3}
-        return depth, labels
+        return Prediction(depth, labels)
 
     @property
     def last_forward_ms(self) -> float | None:
@@ -414,28 +426,3 @@ def _onnx_device(runner: _OnnxRunner, device: torch.device, strict_device: bool,
         raise DeviceUnavailableError(message)
     warnings.warn(f'{message}; running on CPU', RuntimeWarning, stacklevel=3)
     return torch.device('cpu')
-
-
-def read_export_sidecar(path: str | Path) -> dict:
-    """The JSON sidecar PATH.json of an exported model, validated."""
-    path = Path(path)
-    sidecar = Path(f'{path}.json')
-    if not path.is_file():
-        raise ValueError(f'{path}: exported model not found')
-    if not sidecar.is_file():
-        raise ValueError(f'{sidecar}: sidecar of the exported model not found (written by '
-                         '`jointdistill export` next to the model)')
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f'{sidecar}: not valid JSON ({error})') from error
-    if not isinstance(meta, dict) or meta.get('format') != EXPORT_SIDECAR_FORMAT:
-        raise ValueError(f'{sidecar}: "format" must be "{EXPORT_SIDECAR_FORMAT}"')
-    for key in ('backend', 'input_size', 'num_classes', 'max_depth', 'outputs'):
-        if key not in meta:
-            raise ValueError(f'{sidecar}: missing key "{key}"')
-    if meta['backend'] not in ('onnx', 'torchscript'):
-        raise ValueError(f'{sidecar}: "backend" must be "onnx" or "torchscript", '
-                         f'got {meta["backend"]!r}')
-    _check_input_size(meta['input_size'], str(sidecar))
-    return meta

@@ -11,9 +11,9 @@ name; single-channel encodings are (H, W). ``yuv422`` (UYVY, the ROS name) and
 ``yuv422_yuy2`` (YUYV) decode to (H, W, 3) RGB uint8 with the BT.601 limited-range
 conversion OpenCV uses and are encoded from (H, W, 3) RGB uint8.
 
-Every unsupported or inconsistent input raises :class:`ImageCodecError`, whose message
-names the field at fault (``encoding``, ``height``, ``width``, ``step``, ``data``,
-``format``, or ``array`` for numpy input).
+Every unsupported or inconsistent input raises :class:`ImageCodecError`, whose `field`
+attribute (and message) names the field at fault (``encoding``, ``height``, ``width``,
+``step``, ``data``, ``format``, or ``array`` for numpy input).
 """
 from __future__ import annotations
 
@@ -27,7 +27,15 @@ from std_msgs.msg import Header
 
 
 class ImageCodecError(ValueError):
-    """A message or array that cannot be converted; the message names the field at fault."""
+    """A message or array that cannot be converted.
+
+    `field` is the field at fault (encoding, height, width, step, data, format or array); the
+    message, which starts with it, says what is wrong.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -64,26 +72,27 @@ def _layout(encoding: str) -> _Layout:
         return _LAYOUTS[encoding]
     except KeyError:
         raise ImageCodecError(
-            f"encoding '{encoding}' is not supported; supported: "
+            'encoding', f"encoding '{encoding}' is not supported; supported: "
             f"{', '.join(SUPPORTED_ENCODINGS)}") from None
 
 
 def _check_geometry(msg: Image, layout: _Layout) -> None:
     if msg.height == 0 or msg.width == 0:
         field = 'height' if msg.height == 0 else 'width'
-        raise ImageCodecError(f'{field} is 0 (image {msg.width}x{msg.height}): empty image')
+        raise ImageCodecError(
+            field, f'{field} is 0 (image {msg.width}x{msg.height}): empty image')
     if layout.yuv_code is not None and msg.width % 2:
         raise ImageCodecError(
-            f"width {msg.width} is odd; encoding '{msg.encoding}' packs pixel pairs")
+            'width', f"width {msg.width} is odd; encoding '{msg.encoding}' packs pixel pairs")
     row_bytes = msg.width * layout.bytes_per_pixel
     if msg.step < row_bytes:
         raise ImageCodecError(
-            f"step {msg.step} < width {msg.width} x {layout.bytes_per_pixel} bytes per pixel "
-            f"({row_bytes}) for encoding '{msg.encoding}'")
+            'step', f"step {msg.step} < width {msg.width} x {layout.bytes_per_pixel} bytes "
+            f"per pixel ({row_bytes}) for encoding '{msg.encoding}'")
     expected = msg.step * msg.height
     if len(msg.data) != expected:
         raise ImageCodecError(
-            f'data has {len(msg.data)} bytes but step {msg.step} x height {msg.height} '
+            'data', f'data has {len(msg.data)} bytes but step {msg.step} x height {msg.height} '
             f'= {expected}')
 
 
@@ -118,11 +127,12 @@ def _as_stored(array: np.ndarray, encoding: str, layout: _Layout) -> np.ndarray:
     if layout.yuv_code is not None:
         if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
             raise ImageCodecError(
-                f"array for encoding '{encoding}' must be (H, W, 3) uint8 RGB, got "
+                'array', f"array for encoding '{encoding}' must be (H, W, 3) uint8 RGB, got "
                 f'{array.shape} {array.dtype}')
         if array.shape[1] % 2:
             raise ImageCodecError(
-                f"array width {array.shape[1]} is odd; encoding '{encoding}' packs pixel pairs")
+                'array', f"array width {array.shape[1]} is odd; encoding '{encoding}' packs "
+                'pixel pairs')
         return cv2.cvtColor(np.ascontiguousarray(array), layout.yuv_encode_code)
     if layout.channels == 1 and array.ndim == 2:
         array = array[:, :, None]
@@ -130,7 +140,7 @@ def _as_stored(array: np.ndarray, encoding: str, layout: _Layout) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] != layout.channels or array.dtype != expected_dtype:
         shape = '(H, W)' if layout.channels == 1 else f'(H, W, {layout.channels})'
         raise ImageCodecError(
-            f"array for encoding '{encoding}' must be {shape} {expected_dtype.name}, got "
+            'array', f"array for encoding '{encoding}' must be {shape} {expected_dtype.name}, got "
             f'{array.shape} {array.dtype}')
     return array
 
@@ -146,7 +156,8 @@ def numpy_to_imgmsg(array: np.ndarray, encoding: str, header: Header | None = No
     layout = _layout(encoding)
     array = np.asarray(array)
     if array.ndim < 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise ImageCodecError(f'array has shape {array.shape}: need a non-empty (H, W[, C])')
+        raise ImageCodecError(
+            'array', f'array has shape {array.shape}: need a non-empty (H, W[, C])')
     stored = _as_stored(array, encoding, layout)
     msg = Image()
     if header is not None:
@@ -167,8 +178,8 @@ def check_colour_image(msg: Image) -> None:
     """
     if msg.encoding in ('16UC1', '32FC1'):
         raise ImageCodecError(
-            f"encoding '{msg.encoding}' is a data encoding (depth), not a colour image; "
-            'expected rgb8, bgr8, rgba8, bgra8, mono8, mono16, yuv422 or yuv422_yuy2')
+            'encoding', f"encoding '{msg.encoding}' is a data encoding (depth), not a colour "
+            'image; expected rgb8, bgr8, rgba8, bgra8, mono8, mono16, yuv422 or yuv422_yuy2')
     _check_geometry(msg, _layout(msg.encoding))
 
 
@@ -206,12 +217,14 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     fmt = msg.format.lower()
     if 'compresseddepth' in fmt or not any(name in fmt for name in _COMPRESSED_FORMATS):
         raise ImageCodecError(
-            f"format '{msg.format}' is not supported; expected jpeg or png "
+            'format', f"format '{msg.format}' is not supported; expected jpeg or png "
             "(e.g. 'jpeg', 'bgr8; jpeg compressed bgr8')")
     if len(msg.data) == 0:
-        raise ImageCodecError('data is empty: no compressed image')
+        raise ImageCodecError(
+            'data', 'data is empty: no compressed image')
     bgr = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageCodecError(
-            f"data ({len(msg.data)} bytes) is not a decodable image for format '{msg.format}'")
+            'data', f'data ({len(msg.data)} bytes) is not a decodable image for format '
+            f"'{msg.format}'")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

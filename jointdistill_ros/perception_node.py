@@ -236,7 +236,7 @@ def load_predictor(settings: NodeSettings) -> tuple[Any, list[str]]:
         except Exception as error:  # any other load failure means the model file is unusable
             raise ConfigureError(f"parameter 'model_path': cannot load {path}: {error}") \
                 from error
-    if predictor.num_classes == 0 or predictor.max_depth is None:
+    if predictor.num_classes is None or predictor.max_depth is None:
         raise ConfigureError(f"parameter 'model_path': {path} is a single-task network; the "
                              'node needs one that predicts both depth and segmentation')
     if settings.sky_as_inf and settings.sky_class >= predictor.num_classes:
@@ -335,11 +335,6 @@ class InputFaultLog:
             message += f' ({suppressed} more of this kind in the last {self._period_s:g} s)'
         self._warn(message)
         return True
-
-
-def codec_fault_kind(error: ImageCodecError) -> str:
-    """The field an ImageCodecError names; its message starts with it (encoding, step, ...)."""
-    return str(error).split(' ', 1)[0]
 
 
 class PerceptionNode(LifecycleNode):
@@ -507,7 +502,7 @@ class PerceptionNode(LifecycleNode):
 
     def _reject_image(self, error: ImageCodecError) -> None:
         self._stats.record_rejected()
-        self._input_faults.report(f'image: {codec_fault_kind(error)}',
+        self._input_faults.report(f'image: {error.field}',
                                   f"rejected a malformed message on 'image': {error}")
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -561,8 +556,8 @@ class PerceptionNode(LifecycleNode):
         # The camera's K (scaled to this image; the default field of view when no
         # CameraInfo came) fixes the scale of a canonical-camera network's metric depth.
         info, K = output_camera_info(self._camera_info, msg.header, *rgb.shape[:2])
-        depth, labels = self._predictor.predict(rgb, K)
-        self._publish(msg.header, rgb, depth, labels, info, K)
+        prediction = self._predictor.predict(rgb, K)
+        self._publish(msg.header, rgb, prediction.depth, prediction.labels, info, K)
         processing_ms = (time.perf_counter() - started) * 1e3
         latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp,
                                                              clock_type=self.get_clock().clock_type)

@@ -29,7 +29,8 @@ def reference_metrics(predictions, frames) -> dict[str, float]:
     """Literature definitions (DESIGN section 6), written out independently of metrics.py."""
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     errors, ratios, gts = [], [], []
-    for (depth, labels), frame in zip(predictions, frames):
+    for prediction, frame in zip(predictions, frames):
+        depth, labels = prediction.depth, prediction.labels
         known = frame.labels != 255
         np.add.at(confusion, (frame.labels[known].astype(int), labels[known].astype(int)), 1)
         valid = np.isfinite(frame.depth) & (frame.depth > 0)
@@ -114,11 +115,13 @@ def test_live_eval_matches_direct_predictor_and_offline_replay(material, ros_env
 def write_outputs_bag(path, predictions, stamps, delay_ns: int, labels_only: bool = False):
     with BagWriter(path, 'mcap') as writer:
         for stamp in stamps:
-            depth, labels = predictions.get(stamp, next(iter(predictions.values())))
+            prediction = predictions.get(stamp, next(iter(predictions.values())))
             if not labels_only:
-                writer.write_message('/depth/image', codec.encode_image(depth, '32FC1', stamp),
+                writer.write_message('/depth/image',
+                                     codec.encode_image(prediction.depth, '32FC1', stamp),
                                      stamp + delay_ns)
-            writer.write_message('/segmentation/labels', codec.encode_image(labels, 'mono8', stamp),
+            writer.write_message('/segmentation/labels',
+                                 codec.encode_image(prediction.labels, 'mono8', stamp),
                                  stamp + delay_ns)
 
 

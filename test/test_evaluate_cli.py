@@ -141,7 +141,7 @@ def test_predictor_protocol_scores_each_frame_at_its_size_with_its_K(tmp_path):
     relative = []
     for i, truth in enumerate((4.0, 9.0)):
         image = cv2.cvtColor(cv2.imread(str(root / 'rgb' / f'{i}.png')), cv2.COLOR_BGR2RGB)
-        depth, _ = predictor.predict(image, np.load(root / 'K' / f'{i}.npy'))
+        depth = predictor.predict(image, np.load(root / 'K' / f'{i}.npy')).depth
         relative.append(np.abs(depth - truth).ravel() / truth)
     assert metrics['abs_rel'] == pytest.approx(float(np.concatenate(relative).mean()), rel=1e-5)
     assert (tmp_path / 'eval' / 'samples.png').is_file()

@@ -101,8 +101,10 @@ def test_from_exported_equals_from_checkpoint(exported, filename: str, backend: 
     assert from_file.input_size_for((100, 400)) == SIZE
     assert from_checkpoint.input_size_for((100, 400)) != SIZE
     assert from_file.num_classes == 6 and from_file.max_depth == 50.0
-    depth_a, labels_a = from_file.predict(image)
-    depth_b, labels_b = from_checkpoint.predict(image)
+    prediction = from_file.predict(image)
+    depth_a, labels_a = prediction.depth, prediction.labels
+    prediction = from_checkpoint.predict(image)
+    depth_b, labels_b = prediction.depth, prediction.labels
     assert depth_a.shape == labels_a.shape == (height, width) and labels_a.dtype == np.uint8
     np.testing.assert_allclose(depth_a, depth_b, atol=1e-4)
     assert np.mean(labels_a == labels_b) > 0.999
@@ -113,10 +115,13 @@ def test_single_task_teacher_exports_its_one_output(tmp_path: Path) -> None:
     teacher = DepthTeacher(max_depth=9.0, width=8).eval()
     export_model(teacher, 'onnx', (32, 64), tmp_path / 'depth.onnx')
     meta = json.loads((tmp_path / 'depth.onnx.json').read_text())
-    assert meta['outputs'] == ['depth'] and meta['num_classes'] == 0
+    assert meta['outputs'] == ['depth'] and meta['num_classes'] == 0  # the file format's "none"
     predictor = Predictor.from_exported(tmp_path / 'depth.onnx', device='cpu')
-    depth, labels = predictor.predict(np.full((40, 50, 3), 128, np.uint8))
-    assert labels is None and depth.shape == (40, 50) and (depth <= 9.0).all()
+    from_model = Predictor.from_model(teacher, (32, 64), device='cpu')
+    assert predictor.num_classes is None and from_model.num_classes is None  # no segmentation
+    prediction = predictor.predict(np.full((40, 50, 3), 128, np.uint8))
+    assert prediction.labels is None and prediction.depth.shape == (40, 50)
+    assert (prediction.depth <= 9.0).all()
 
 
 def test_export_refuses_to_overwrite_without_force(exported, capsys) -> None:

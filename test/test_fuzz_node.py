@@ -297,7 +297,7 @@ def test_ten_thousand_malformed_messages_are_rejected_and_good_frames_still_serv
     # Good frames before and after equal the Predictor's output on the same image.
     predictor = Predictor.from_checkpoint(checkpoint, device='cpu')
     for ns, seed in ((10, 0), (final_ns, 2)):
-        expected_depth, _ = predictor.predict(good_rgb[seed])
+        expected_depth = predictor.predict(good_rgb[seed]).depth
         np.testing.assert_allclose(imgmsg_to_numpy(depth_by_stamp[ns]), expected_depth,
                                    rtol=1e-5, atol=1e-5)
     # Before any CameraInfo: default intrinsics; after the corpus: the last usable K.

@@ -197,8 +197,9 @@ def test_to_rgb8_swaps_drops_alpha_and_expands_grey():
 @pytest.mark.parametrize('encoding', ['16UC1', '32FC1'])
 def test_to_rgb8_rejects_depth_encodings_naming_encoding(encoding):
     msg = numpy_to_imgmsg(random_array(np.random.default_rng(4), encoding, 2, 2), encoding)
-    with pytest.raises(ImageCodecError, match='encoding'):
+    with pytest.raises(ImageCodecError, match='encoding') as error:
         to_rgb8(msg)
+    assert error.value.field == 'encoding'
 
 
 # ---------------------------------------------------------------- compressed
@@ -232,14 +233,16 @@ def test_grey_png_expands_to_three_channels():
 
 @pytest.mark.parametrize('fmt', ['tiff', '16UC1; compressedDepth png', 'theora'])
 def test_unsupported_compressed_format_names_format(fmt):
-    with pytest.raises(ImageCodecError, match='^format'):
+    with pytest.raises(ImageCodecError, match='^format') as error:
         compressed_to_rgb(CompressedImage(format=fmt, data=b'\x89PNG'))
+    assert error.value.field == 'format'
 
 
 @pytest.mark.parametrize('payload', [b'', b'not an image at all', b'\xff\xd8\xff' + b'\0' * 40])
 def test_corrupt_compressed_data_names_data(payload):
-    with pytest.raises(ImageCodecError, match='^data'):
+    with pytest.raises(ImageCodecError, match='^data') as error:
         compressed_to_rgb(CompressedImage(format='jpeg', data=payload))
+    assert error.value.field == 'data'
 
 
 # ---------------------------------------------------------------- errors
@@ -266,8 +269,9 @@ def with_fields(**fields) -> Image:
     (hand_message(np.zeros((2, 3, 2), np.uint8), 'yuv422'), 'width'),
 ])
 def test_every_bad_message_raises_one_error_type_naming_the_field(msg, field):
-    with pytest.raises(ImageCodecError, match=f'^{field}\\b'):
+    with pytest.raises(ImageCodecError, match=f'^{field}\\b') as error:
         imgmsg_to_numpy(msg)
+    assert error.value.field == field
     assert issubclass(ImageCodecError, ValueError)
 
 
@@ -282,8 +286,9 @@ def test_every_bad_message_raises_one_error_type_naming_the_field(msg, field):
     (np.zeros(5, np.uint8), 'mono8', 'array'),
 ])
 def test_bad_arrays_raise_naming_the_array(array, encoding, field):
-    with pytest.raises(ImageCodecError, match=f'^{field}\\b'):
+    with pytest.raises(ImageCodecError, match=f'^{field}\\b') as error:
         numpy_to_imgmsg(array, encoding)
+    assert error.value.field == field
 
 
 def test_supported_encodings_are_exactly_the_documented_set():

@@ -173,7 +173,8 @@ def test_outputs_match_the_predictor_and_the_back_projection(ros_env, tmp_path):
         assert (received[topic].height, received[topic].width) == (HEIGHT, WIDTH), topic
 
     predictor = Predictor.from_checkpoint(checkpoint, device='cpu')
-    expected_depth, expected_labels = predictor.predict(rgb)
+    prediction = predictor.predict(rgb)
+    expected_depth, expected_labels = prediction.depth, prediction.labels
     depth = imgmsg_to_numpy(received['depth/image'])
     labels = imgmsg_to_numpy(received['segmentation/labels'])
     np.testing.assert_allclose(depth, expected_depth, rtol=1e-5, atol=1e-5)

@@ -51,7 +51,8 @@ def test_output_resolution_and_dtypes_480x640_with_128x256_model(checkpoint, ima
     assert predictor.input_size == (128, 256) and predictor.backend == 'torch'
     assert predictor.num_classes == 7 and predictor.max_depth == 40.0
     assert predictor.device.type == 'cpu' and predictor.precision == 'fp32'
-    depth, labels = predictor.predict(image)
+    prediction = predictor.predict(image)
+    depth, labels = prediction.depth, prediction.labels
     assert depth.shape == (480, 640) and depth.dtype == np.float32
     assert labels.shape == (480, 640) and labels.dtype == np.uint8
     assert (depth > 0).all() and (depth <= 40.0).all()
@@ -66,7 +67,8 @@ def test_predict_equals_the_documented_pipeline(checkpoint, image) -> None:
     predictor = Predictor.from_checkpoint(path, device='cpu')  # input size from the checkpoint
     assert predictor.input_size == (64, 128)
     assert predictor.input_size_for((480, 640)) == (64, 96)
-    depth, labels = predictor.predict(image)
+    prediction = predictor.predict(image)
+    depth, labels = prediction.depth, prediction.labels
 
     small = cv2.resize(image, (96, 64), interpolation=cv2.INTER_AREA)
     x = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0
@@ -83,7 +85,8 @@ def test_image_at_model_size_is_not_resized(checkpoint) -> None:
     model, path = checkpoint
     predictor = Predictor.from_checkpoint(path, device='cpu')
     image = np.random.default_rng(1).integers(0, 256, (64, 128, 3), dtype=np.uint8)
-    depth, labels = predictor.predict(image)
+    prediction = predictor.predict(image)
+    depth, labels = prediction.depth, prediction.labels
     with torch.no_grad():
         out = model(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0)
     np.testing.assert_allclose(depth, out.depth[0, 0].numpy(), atol=1e-4)
@@ -94,7 +97,8 @@ def test_odd_and_upscaled_input_sizes_come_back_at_input_size(checkpoint) -> Non
     _, path = checkpoint
     predictor = Predictor.from_checkpoint(path, device='cpu')
     for shape in ((37, 23, 3), (200, 90, 3)):
-        depth, labels = predictor.predict(np.zeros(shape, dtype=np.uint8))
+        prediction = predictor.predict(np.zeros(shape, dtype=np.uint8))
+        depth, labels = prediction.depth, prediction.labels
         assert depth.shape == labels.shape == shape[:2]
 
 
@@ -106,8 +110,10 @@ def test_strided_views_give_the_same_result_as_copies(checkpoint, image) -> None
     padded[:, :640] = image[..., ::-1]
     for view in (image[..., ::-1], padded[:, :640, ::-1]):
         assert not view.flags.c_contiguous
-        depth_view, labels_view = predictor.predict(view)
-        depth_copy, labels_copy = predictor.predict(np.ascontiguousarray(view))
+        prediction = predictor.predict(view)
+        depth_view, labels_view = prediction.depth, prediction.labels
+        prediction = predictor.predict(np.ascontiguousarray(view))
+        depth_copy, labels_copy = prediction.depth, prediction.labels
         np.testing.assert_array_equal(depth_view, depth_copy)
         np.testing.assert_array_equal(labels_view, labels_copy)
 
@@ -128,8 +134,10 @@ def test_channels_last_gives_the_same_outputs(checkpoint, image) -> None:
     _, path = checkpoint
     plain = Predictor.from_checkpoint(path, device='cpu')
     nhwc = Predictor.from_checkpoint(path, device='cpu', channels_last=True)
-    depth_a, labels_a = plain.predict(image)
-    depth_b, labels_b = nhwc.predict(image)
+    prediction = plain.predict(image)
+    depth_a, labels_a = prediction.depth, prediction.labels
+    prediction = nhwc.predict(image)
+    depth_b, labels_b = prediction.depth, prediction.labels
     np.testing.assert_allclose(depth_b, depth_a, atol=1e-4)
     assert np.mean(labels_a == labels_b) > 0.999
 
@@ -140,8 +148,10 @@ def test_onnxruntime_backend_matches_torch_backend(checkpoint, image) -> None:
     ort_backend = Predictor.from_checkpoint(path, device='cpu', backend='onnxruntime')
     assert ort_backend.backend == 'onnxruntime' and ort_backend.precision == 'fp32'
     assert ort_backend.input_size == (64, 128) and ort_backend.max_depth == 40.0
-    depth_a, labels_a = torch_backend.predict(image)
-    depth_b, labels_b = ort_backend.predict(image)
+    prediction = torch_backend.predict(image)
+    depth_a, labels_a = prediction.depth, prediction.labels
+    prediction = ort_backend.predict(image)
+    depth_b, labels_b = prediction.depth, prediction.labels
     np.testing.assert_allclose(depth_b, depth_a, atol=1e-4)
     assert np.mean(labels_a == labels_b) > 0.999
     with pytest.raises(ValueError, match='channels_last applies to the torch backend only'):
@@ -155,14 +165,15 @@ def test_from_model_leaves_the_model_untouched() -> None:
     predictor = Predictor.from_model(model, (64, 64), device='cpu')
     assert model.training
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    assert predictor.predict(np.zeros((64, 64, 3), np.uint8))[0].shape == (64, 64)
+    assert predictor.predict(np.zeros((64, 64, 3), np.uint8)).depth.shape == (64, 64)
 
 
 def test_segmentation_teacher_has_no_depth(tmp_path) -> None:
     save_checkpoint(tmp_path / 'seg', SegTeacher(num_classes=4, width=8),
                     extra={'input_size': [64, 64]})
     predictor = Predictor.from_checkpoint(tmp_path / 'seg', device='cpu')
-    depth, labels = predictor.predict(np.zeros((50, 70, 3), np.uint8))
+    prediction = predictor.predict(np.zeros((50, 70, 3), np.uint8))
+    depth, labels = prediction.depth, prediction.labels
     assert depth is None and labels.shape == (50, 70) and predictor.max_depth is None
 
 
@@ -214,8 +225,10 @@ def test_cuda_fp16_matches_cpu_fp32(checkpoint, image) -> None:
     gpu = Predictor.from_checkpoint(path, device='cuda')
     cpu = Predictor.from_checkpoint(path, device='cpu')
     assert gpu.precision == 'fp16' and gpu.device.type == 'cuda'
-    depth_gpu, labels_gpu = gpu.predict(image)
-    depth_cpu, labels_cpu = cpu.predict(image)
+    prediction = gpu.predict(image)
+    depth_gpu, labels_gpu = prediction.depth, prediction.labels
+    prediction = cpu.predict(image)
+    depth_cpu, labels_cpu = prediction.depth, prediction.labels
     assert depth_gpu.dtype == np.float32
     np.testing.assert_allclose(depth_gpu, depth_cpu, rtol=2e-2, atol=5e-2)
     assert np.mean(labels_gpu == labels_cpu) > 0.98
@@ -242,8 +255,8 @@ def test_canonical_depth_follows_the_focal_length_of_K(tmp_path, image) -> None:
                          'canonical_focal_px': 100.0}).eval()
     predictor = Predictor.from_model(model, (64, 128), device='cpu')
     K = np.array([[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]])
-    near, _ = predictor.predict(image, K)
-    far, _ = predictor.predict(image, K * np.array([[2], [2], [1]]))
+    near = predictor.predict(image, K).depth
+    far = predictor.predict(image, K * np.array([[2], [2], [1]])).depth
     np.testing.assert_allclose(far, 2 * near, rtol=1e-5)
     # At the 64x96 model input, f = 500 * 96 / 640 = 75 px (fx) and 500 * 64 / 480 = 66.7 px
     # (fy): sqrt(fx fy) = 70.7, so metres = network output * 70.7 / 100.
@@ -252,6 +265,6 @@ def test_canonical_depth_follows_the_focal_length_of_K(tmp_path, image) -> None:
         raw = model(torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0).depth
     expected = cv2.resize(raw[0, 0].numpy(), (640, 480)) * np.sqrt(75.0 * 500 * 64 / 480) / 100
     np.testing.assert_allclose(near, expected, rtol=1e-3)
-    default, _ = predictor.predict(image)
-    assumed, _ = predictor.predict(image, default_intrinsics(480, 640, DEFAULT_HFOV_DEG))
+    default = predictor.predict(image).depth
+    assumed = predictor.predict(image, default_intrinsics(480, 640, DEFAULT_HFOV_DEG)).depth
     np.testing.assert_array_equal(default, assumed)

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from jointdistill_core.bags.layout import DEFAULT_START_NS, CameraTopics, frame_stamp_ns
 from jointdistill_core.bags.writer import BagWriter, check_output_dir
+from jointdistill_core.data.sample import Sample
 
 
 def default_synthetic_seed() -> int:
@@ -37,7 +37,7 @@ def make_synthetic_bag(out: str | Path, frames: int, height: int, width: int, ra
     return out
 
 
-def sample_to_arrays(sample: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None,
+def sample_to_arrays(sample: Sample) -> tuple[np.ndarray, np.ndarray | None,
                                                       np.ndarray | None, np.ndarray | None]:
     """Dataset sample (see data/sample.py) -> image (H, W, 3) uint8, depth metres (0 invalid),
     labels uint8 (255 void), K (3, 3) or None. All-invalid depth or all-void labels -> None."""

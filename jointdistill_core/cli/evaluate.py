@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         model, meta = load_checkpoint(args.checkpoint, device)
     except (ValueError, OSError) as error:
         raise CliError(str(error)) from None
-    num_classes = getattr(model, 'num_classes', None) or None  # depth-only networks: 0/None
+    num_classes = getattr(model, 'num_classes', None)  # None: a depth-only network
     try:
         dataset, data_classes = build_dataset(args.data, args.split, size=size,
                                               num_frames=args.num, num_classes=num_classes)

@@ -17,10 +17,9 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from jointdistill_core.data.sample import DEPTH, IMAGE, INTRINSICS, LABELS
+from jointdistill_core.data.sample import DEPTH, IMAGE, INTRINSICS, LABELS, Sample
 from jointdistill_core.geometry import scale_intrinsics
 
-Sample = dict[str, torch.Tensor]
 
 
 def _scaled_K(K: torch.Tensor, from_size: tuple[int, int], to_size: tuple[int, int]) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from jointdistill_core.data.mtan import (DatasetError, check_same_stems, check_shape,
                                          depth_array, load_npy)
-from jointdistill_core.data.sample import IGNORE_INDEX, make_sample
+from jointdistill_core.data.sample import IGNORE_INDEX, Sample, make_sample
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 DEPTH_SUFFIXES = ('.png', '.npy')
@@ -146,7 +146,7 @@ class FolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.stems)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> Sample:
         if not 0 <= index < len(self.stems):
             raise IndexError(f'index {index} out of range for {len(self.stems)} samples')
         stem = self.stems[index]

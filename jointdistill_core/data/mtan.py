@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from jointdistill_core.classes import DEFAULT_NUM_CLASSES
-from jointdistill_core.data.sample import IGNORE_INDEX, make_sample
+from jointdistill_core.data.sample import IGNORE_INDEX, Sample, make_sample
 
 KINDS = ('nyuv2', 'cityscapes', 'synthetic')
 NUM_CLASSES = {'nyuv2': 13, 'synthetic': DEFAULT_NUM_CLASSES}
@@ -211,7 +211,7 @@ class MtanDataset(Dataset):
     def path(self, name: str, index: int) -> Path:
         return self.folders[name] / f'{self.stems[index]}.npy'
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> Sample:
         if not 0 <= index < len(self.stems):
             raise IndexError(f'index {index} out of range for {len(self.stems)} samples')
         image_path = self.path('image', index)

@@ -35,7 +35,7 @@ from jointdistill_core.data.camvid import CamVidDataset
 from jointdistill_core.data.folder import FolderDataset, read_class_names
 from jointdistill_core.data.mixed import PART_SEPARATOR, MixedDataset, split_mixed_spec
 from jointdistill_core.data.mtan import DatasetError, MtanDataset
-from jointdistill_core.data.sample import with_intrinsics
+from jointdistill_core.data.sample import Sample, with_intrinsics
 
 SPEC_FORMS = ('synthetic', 'synthetic:DIR', 'nyuv2:DIR', 'cityscapes:DIR', 'cityscapes19:DIR',
               'folder:DIR', 'camvid:DIR')
@@ -56,7 +56,7 @@ class TransformedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> Sample:
         return self.transform(self.dataset[index])
 
 

@@ -1,6 +1,6 @@
-"""The one sample type shared by every dataset.
+"""The one sample type shared by every dataset: `Sample`.
 
-A sample is a plain dict, so PyTorch's default collate batches it:
+A sample is a plain dict (typed by `Sample`), so PyTorch's default collate batches it:
 
 - ``image``: float32 tensor (3, H, W), RGB in [0, 1]
 - ``depth``: float32 tensor (1, H, W), metres along the optical axis, 0 = invalid
@@ -8,9 +8,13 @@ A sample is a plain dict, so PyTorch's default collate batches it:
 - ``K``: float32 tensor (3, 3), pinhole intrinsics in pixels of this (H, W); present only
   when the source knows it; `with_intrinsics` supplies the default otherwise
 
-A batch (N samples) has the same keys with a leading N dimension.
+A batch (N samples) has the same keys with a leading N dimension; it is a `Sample` too.
+A method that must not see labels (``uses_labels = False``) gets batches without ``depth``
+and ``labels``.
 """
 from __future__ import annotations
+
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -21,8 +25,21 @@ IGNORE_INDEX = 255
 IMAGE, DEPTH, LABELS, INTRINSICS = 'image', 'depth', 'labels', 'K'
 
 
+class _SampleTensors(TypedDict):
+    image: torch.Tensor
+    depth: torch.Tensor
+    labels: torch.Tensor
+
+
+class Sample(_SampleTensors, total=False):
+    """One sample or a batch of them (keys and shapes in the module docstring); ``K`` is
+    present only when the source knows the intrinsics."""
+
+    K: torch.Tensor
+
+
 def make_sample(image: np.ndarray, depth: np.ndarray | None, labels: np.ndarray | None,
-                K: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+                K: np.ndarray | None = None) -> Sample:
     """Build a sample from numpy arrays.
 
     image: (H, W, 3) uint8, or float in [0, 1]. depth: (H, W) metres, 0 or non-finite =
@@ -44,7 +61,7 @@ def make_sample(image: np.ndarray, depth: np.ndarray | None, labels: np.ndarray 
         if array.shape != (height, width):
             raise ValueError(f'{name} shape {array.shape} does not match image {(height, width)}')
     depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
-    sample = {
+    sample: Sample = {
         IMAGE: image_tensor,
         DEPTH: torch.from_numpy(depth)[None],
         LABELS: torch.from_numpy(labels.astype(np.int64)),

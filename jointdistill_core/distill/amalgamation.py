@@ -116,7 +116,7 @@ class Amalgamation(DistillMethod):
         self._student = (student,)  # a tuple, so it is not registered as a submodule
         self.adaptors = nn.ModuleDict()  # '<task>_<layer>' -> gate + 1x1, built in setup()
 
-    def setup(self, probe_batch: dict, val_batch: dict, teachers: dict[str, nn.Module]) -> None:
+    def setup(self, probe_batch: Sample, val_batch: Sample, teachers: dict[str, nn.Module]) -> None:
         device = module_device(self._student[0])
         images = probe_batch['image'][:1].to(device)
         if self.params.depth_weight:
@@ -134,7 +134,7 @@ class Amalgamation(DistillMethod):
                         nn.Conv2d(student_channels, teacher_channels[key], kernel_size=1))
         self.adaptors.to(device)
 
-    def losses(self, batch: dict, student_out: ModelOutput,
+    def losses(self, batch: Sample, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         params = self.params
         terms = {}

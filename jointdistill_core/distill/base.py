@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from jointdistill_core.models.outputs import ModelOutput
+from jointdistill_core.data.sample import Sample
 
 
 @dataclass
@@ -43,10 +44,10 @@ class DistillMethod(nn.Module):
         self.num_classes = num_classes
         self.max_depth = max_depth
 
-    def setup(self, probe_batch: dict, val_batch: dict, teachers: dict[str, nn.Module]) -> None:
+    def setup(self, probe_batch: Sample, val_batch: Sample, teachers: dict[str, nn.Module]) -> None:
         """Called once before training. Methods that need no set-up keep this default."""
 
-    def losses(self, batch: dict, student_out: ModelOutput,
+    def losses(self, batch: Sample, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         """Named, already weighted scalar loss terms; the trainer minimises their sum."""
         raise NotImplementedError(f'{type(self).__name__} must implement losses()')

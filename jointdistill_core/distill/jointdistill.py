@@ -245,7 +245,7 @@ class JointDistill(DistillMethod):
         self.connector: FusionConnector | None = None
 
     # ----------------------------------------------------------------- set-up
-    def setup(self, probe_batch: dict, val_batch: dict, teachers: dict[str, nn.Module]) -> None:
+    def setup(self, probe_batch: Sample, val_batch: Sample, teachers: dict[str, nn.Module]) -> None:
         device = module_device(self._student[0])
         params = self.params
         if params.fusion:
@@ -272,7 +272,7 @@ class JointDistill(DistillMethod):
                                              self.params.connector_residual).to(device)
 
     @torch.no_grad()
-    def _store_validation(self, val_batch: dict, teachers: dict[str, nn.Module],
+    def _store_validation(self, val_batch: Sample, teachers: dict[str, nn.Module],
                           device: torch.device) -> None:
         images = val_batch['image'].to(device)
         labels = val_batch['labels'].to(device)
@@ -310,7 +310,7 @@ class JointDistill(DistillMethod):
                                  torch.zeros(shape, dtype=maps.dtype, device=maps.device))
 
     # ----------------------------------------------------------------- losses
-    def losses(self, batch: dict, student_out: ModelOutput,
+    def losses(self, batch: Sample, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         params = self.params
         terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight,
@@ -329,7 +329,7 @@ class JointDistill(DistillMethod):
             terms['traj'] = params.lambda_traj * self.trajectory_loss()
         return terms
 
-    def _distillation_targets(self, batch: dict, teacher_outs: dict[str, ModelOutput],
+    def _distillation_targets(self, batch: Sample, teacher_outs: dict[str, ModelOutput],
                               terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(seg logits, depth of the depth teacher's kind) the student distils from, without
         gradient. With fusion on, also adds the connector's own supervised terms to `terms`:

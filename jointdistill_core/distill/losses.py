@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from jointdistill_core.config import ConfigError
-from jointdistill_core.data.sample import IGNORE_INDEX
+from jointdistill_core.data.sample import IGNORE_INDEX, Sample
+from jointdistill_core.models.outputs import ModelOutput
 
 _EPS = 1e-12
 
@@ -302,8 +303,8 @@ def seeded_init(seed: int) -> Iterator[None]:
         yield
 
 
-def task_loss_terms(batch: dict, student_out, seg_weight: float, depth_weight: float,
-                    depth_loss: str = 'l1') -> dict[str, torch.Tensor]:
+def task_loss_terms(batch: Sample, student_out: ModelOutput, seg_weight: float,
+                    depth_weight: float, depth_loss: str = 'l1') -> dict[str, torch.Tensor]:
     """The supervised terms every labelled method shares.
 
     'task/seg' = seg_weight * masked CE(student seg logits, batch['labels']);

@@ -13,6 +13,7 @@ import torch
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import task_loss_terms
 from jointdistill_core.models.outputs import ModelOutput
+from jointdistill_core.data.sample import Sample
 
 
 @dataclass
@@ -39,7 +40,7 @@ class MultiTaskLearning(DistillMethod):
     teachers_needed = ()
     uses_labels = True
 
-    def losses(self, batch: dict, student_out: ModelOutput,
+    def losses(self, batch: Sample, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         return task_loss_terms(batch, student_out, self.params.seg_weight,
                                self.params.depth_weight, self.params.depth_loss)

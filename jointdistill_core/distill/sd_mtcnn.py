@@ -23,6 +23,7 @@ from jointdistill_core.distill.losses import (normalized_feature_distance, resiz
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
 from jointdistill_core.tasks import TASKS
+from jointdistill_core.data.sample import Sample
 
 
 
@@ -53,7 +54,7 @@ class SelfDistillMTCNN(DistillMethod):
                 task: nn.Conv2d(channels['enc'], channels[f'dec_{task}'], kernel_size=1)
                 for task in TASKS})
 
-    def losses(self, batch: dict, student_out: ModelOutput,
+    def losses(self, batch: Sample, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         params = self.params
         terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight,

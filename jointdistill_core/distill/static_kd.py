@@ -37,6 +37,7 @@ from jointdistill_core.distill.losses import (
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
 from jointdistill_core.tasks import TASKS
+from jointdistill_core.data.sample import Sample
 
 LAYER_CHOICES = ('enc', 'dec')
 
@@ -80,7 +81,7 @@ class StaticKD(DistillMethod):
         self._student = (student,)  # a tuple, so it is not registered as a submodule
         self.adaptors = nn.ModuleDict()  # 'seg_enc', 'seg_dec', ... filled in setup()
 
-    def setup(self, probe_batch: dict, val_batch: dict, teachers: dict[str, nn.Module]) -> None:
+    def setup(self, probe_batch: Sample, val_batch: Sample, teachers: dict[str, nn.Module]) -> None:
         device = module_device(self._student[0])
         images = probe_batch['image'][:1].to(device)
         with seeded_init(1):
@@ -92,7 +93,7 @@ class StaticKD(DistillMethod):
                         self.student_channels[key], teacher_channels[key], kernel_size=1)
         self.adaptors.to(device)
 
-    def losses(self, batch: dict, student_out: ModelOutput,
+    def losses(self, batch: Sample, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         params = self.params
         terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight,

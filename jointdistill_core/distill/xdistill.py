@@ -24,6 +24,7 @@ from jointdistill_core.distill.losses import (group_labels, masked_cross_entropy
                                               task_loss_terms, teacher_hard_labels)
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
+from jointdistill_core.data.sample import Sample
 
 CITYSCAPES_7_GROUPS = {FLAT: 0, CONSTRUCTION: 1, OBJECT: 2, NATURE: 3, SKY: 4, HUMAN: 5,
                        VEHICLE: 5}
@@ -90,7 +91,7 @@ class CrossTaskDistill(DistillMethod):
             self.translator = DepthToGroupTranslator(max(grouping) + 1,
                                                      params.translator_channels)
 
-    def losses(self, batch: dict, student_out: ModelOutput,
+    def losses(self, batch: Sample, student_out: ModelOutput,
                teacher_outs: dict[str, ModelOutput]) -> dict[str, torch.Tensor]:
         params = self.params
         terms = task_loss_terms(batch, student_out, params.seg_weight, params.depth_weight,

@@ -82,7 +82,7 @@ class DepthTeacher(_TeacherBase):
 
     forward(x: (N, 3, H, W) RGB in [0, 1], H, W multiples of 32) -> ModelOutput with
     depth (N, 1, H, W) metres in (0, max_depth), seg_logits None, features 'enc',
-    'enc_mid', 'dec_depth'. `num_classes` is 0 (no segmentation output). With
+    'enc_mid', 'dec_depth'. `num_classes` is None (no segmentation output). With
     canonical_focal_px set, depth is the canonical camera's (as JointStudent's).
     Default (width 48, blocks (2, 2, 2, 2)): 7.35 M parameters, 8.15 GFLOPs and 74 MiB of
     activations at 256x512.
@@ -96,7 +96,7 @@ class DepthTeacher(_TeacherBase):
         if max_depth <= 0:
             raise ValueError(f'DepthTeacher: max_depth must be > 0 metres, got {max_depth}')
         super().__init__(int(width), blocks)
-        self.num_classes = 0
+        self.num_classes = None
         self.max_depth = float(max_depth)
         self.canonical_focal_px = checked_focal(canonical_focal_px, 'DepthTeacher')
         self.spec = {'arch': 'depth_teacher', 'max_depth': self.max_depth, 'width': int(width),

@@ -93,7 +93,8 @@ def evaluate_predictor(predictor, dataset: Dataset, num_classes: int,
     for index in tqdm(range(len(dataset)), desc='evaluate', unit='frame', disable=not progress,
                       dynamic_ncols=True):
         sample = dataset[index]
-        depth, labels = predictor.predict(sample_rgb8(sample), sample['K'].double().numpy())
+        prediction = predictor.predict(sample_rgb8(sample), sample['K'].double().numpy())
+        depth, labels = prediction.depth, prediction.labels
         truth = sample['depth'][0].numpy()
         if segmentation is not None:
             segmentation.update(labels, sample['labels'].numpy())

@@ -39,6 +39,8 @@ from jointdistill_core.training.logging import RunLogger
 from jointdistill_core.training.sampling import SeededDataset, StepBatchSampler
 from jointdistill_core.training.state import capture_rng, load_state, restore_rng, save_state
 from jointdistill_core.tasks import TASKS
+from jointdistill_core.data.sample import Sample
+from jointdistill_core.models.outputs import ModelOutput
 
 RESUME_NAME = 'resume.safetensors'
 # Keys that may differ between the saved and the resumed configuration.
@@ -90,7 +92,8 @@ class LossModule(nn.Module):
         super().__init__()
         self.student, self.method = student, method
 
-    def forward(self, batch: dict, teacher_outs: dict) -> dict[str, torch.Tensor]:
+    def forward(self, batch: Sample, teacher_outs: dict[str, ModelOutput]
+                ) -> dict[str, torch.Tensor]:
         student_out = self.student(batch['image'])
         if not self.method.uses_labels:
             batch = {key: value for key, value in batch.items() if key not in ('labels', 'depth')}
@@ -106,12 +109,12 @@ def set_determinism(seed: int) -> None:
     random.seed(seed)
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
+def _to_device(batch: Sample, device: torch.device) -> Sample:
     return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
             for key, value in batch.items()}
 
 
-def _fixed_batch(dataset, count: int, seed: int) -> dict:
+def _fixed_batch(dataset, count: int, seed: int) -> Sample:
     """`count` samples at seeded positions of `dataset`, collated; seeded per sample, so
     augmentation (if on) is reproducible."""
     generator = torch.Generator().manual_seed(seed)
@@ -374,7 +377,7 @@ class Trainer:
             return torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.config.amp)
         return torch.autocast('cuda', dtype=torch.float16, enabled=self.config.amp)
 
-    def _train_step(self, batch: dict) -> tuple[dict[str, float], float]:
+    def _train_step(self, batch: Sample) -> tuple[dict[str, float], float]:
         for group in self.optimizer.param_groups:
             group['lr'] = group['base_lr'] * lr_factor(self.config, self.step)
         batch = self._canonical(batch)
