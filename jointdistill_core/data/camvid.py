@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from jointdistill_core.classes import CONSTRUCTION, FLAT, HUMAN, NATURE, OBJECT, SKY, VEHICLE
+from jointdistill_core.classes import (CONSTRUCTION, DEFAULT_NUM_CLASSES, FLAT, HUMAN, NATURE,
+                                       OBJECT, SKY, VEHICLE)
 from jointdistill_core.data.folder import IMAGE_SUFFIXES, files_by_stem, read_png, read_rgb
 from jointdistill_core.data.mtan import DatasetError, check_same_stems, check_shape
-from jointdistill_core.data.sample import IGNORE_INDEX, make_sample
+from jointdistill_core.data.sample import IGNORE_INDEX, Sample, make_sample
 
 CAMVID_CLASSES = ('sky', 'building', 'pole', 'road', 'pavement', 'tree', 'sign_symbol',
                   'fence', 'car', 'pedestrian', 'bicyclist')
@@ -60,7 +61,7 @@ class CamVidDataset(Dataset):
     file stem; both folders must hold the same stems.
     """
 
-    num_classes = 7
+    num_classes = DEFAULT_NUM_CLASSES
 
     def __init__(self, root: str | Path, split: str) -> None:
         if split not in CAMVID_SPLITS:
@@ -81,7 +82,7 @@ class CamVidDataset(Dataset):
     def __len__(self) -> int:
         return len(self.stems)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> Sample:
         if not 0 <= index < len(self.stems):
             raise IndexError(f'index {index} out of range for {len(self.stems)} samples')
         stem = self.stems[index]

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from jointdistill_core.data.mtan import DatasetError
+from jointdistill_core.data.sample import Sample
 
 WEIGHT_SEPARATOR = '@'
 PART_SEPARATOR = ','
@@ -86,6 +87,6 @@ class MixedDataset(Dataset):
             self._permutations[key] = generator.permutation(length)
         return source, int(self._permutations[key][within])
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> Sample:
         source, local = self.source(index)
         return self.datasets[source][local]

@@ -71,7 +71,7 @@ def make_sample(image: np.ndarray, depth: np.ndarray | None, labels: np.ndarray 
     return sample
 
 
-def with_intrinsics(sample: dict) -> dict:
+def with_intrinsics(sample: Sample) -> Sample:
     """The sample with K; a sample without it gets `default_intrinsics` at its own size."""
     if INTRINSICS in sample:
         return sample

@@ -34,7 +34,7 @@ class NoParams:
 class DistillMethod(nn.Module):
     name: ClassVar[str]
     Params: ClassVar[type] = NoParams
-    # Teachers the method needs, a subset of ('seg', 'depth').
+    # Teachers the method needs, a subset of TASKS.
     teachers_needed: ClassVar[tuple[str, ...]] = ()
     uses_labels: ClassVar[bool] = True
 

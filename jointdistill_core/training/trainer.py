@@ -231,7 +231,7 @@ class Trainer:
                 f'{_describe_camera(self.canonical_focal)}; set model.kwargs.canonical_focal_px '
                 f'to {teacher_focal} or use a teacher trained with the same value')
 
-    def _canonical(self, batch: dict) -> dict:
+    def _canonical(self, batch: Sample) -> Sample:
         """The batch with its ground-truth depth converted to the student's canonical camera."""
         if self.canonical_focal is None or 'depth' not in batch:
             return batch
