@@ -128,8 +128,12 @@ def test_every_method_builds_from_defaults(name):
     student, _ = tiny_models()
     method = build_method(name, {}, student, 7, MAX_DEPTH)
     assert isinstance(method, METHODS[name])
-    # The student is never registered inside the method (it would be saved and optimised twice).
+    # The method holds its student, but never registers it (it would be saved and optimised
+    # twice, and moved with the method).
+    assert method.student is student
     assert not any(p is q for p in method.parameters() for q in student.parameters())
+    assert not any(key.startswith('student') for key in method.state_dict())
+    assert student not in list(method.modules())
 
 
 @pytest.mark.parametrize('name, params, message', [

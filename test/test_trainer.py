@@ -18,7 +18,7 @@ import yaml
 from jointdistill_core.cli import main
 from jointdistill_core.config import ConfigError
 from jointdistill_core.training import TrainConfig, load_train_config, train
-from jointdistill_core.training.trainer import lr_factor
+from jointdistill_core.training.trainer import lr_factor, nonfinite_tensors
 
 TINY_STUDENT = {'arch': 'student', 'kwargs': {'width_mult': 0.25, 'decoder_channels': [16, 16, 16]}}
 SIZE = '64x128'
@@ -338,3 +338,17 @@ def test_shipped_configs_load_and_name_existing_teachers():
     students = [load_train_config(p) for p in configs if not p.stem.startswith('teacher_')]
     budgets = {(c.steps, c.data.batch_size, c.data.size, c.optim.lr, c.seed) for c in students}
     assert len(budgets) == 1  # every method gets the same budget
+
+
+def test_nonfinite_tensors_names_exactly_the_broken_tensors():
+    big = torch.full((4,), 3e38)  # finite float32 near its maximum: a float32 sum would overflow
+    state = {'ok': torch.ones(3), 'big': big, 'count': torch.tensor(7),
+             'half': torch.ones(2, dtype=torch.float16)}
+    assert nonfinite_tensors(state) == [] and nonfinite_tensors({}) == []
+    broken = {**state, 'nan': torch.tensor([1.0, math.nan]), 'up': torch.tensor([math.inf]),
+              'down': torch.tensor([-math.inf, 2.0]),
+              'half_inf': torch.tensor([math.inf], dtype=torch.float16)}
+    # +inf and -inf in different tensors must not cancel out.
+    assert nonfinite_tensors(broken) == ['nan', 'up', 'down', 'half_inf']
+    assert nonfinite_tensors({'up': torch.tensor([math.inf]),
+                              'down': torch.tensor([-math.inf])}) == ['up', 'down']

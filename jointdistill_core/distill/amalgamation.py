@@ -113,11 +113,10 @@ class Amalgamation(DistillMethod):
                  max_depth: float):
         super().__init__(params, student, num_classes, max_depth)
         self.student_channels = student_feature_channels(student)
-        self._student = (student,)  # a tuple, so it is not registered as a submodule
         self.adaptors = nn.ModuleDict()  # '<task>_<layer>' -> gate + 1x1, built in setup()
 
     def setup(self, probe_batch: Sample, val_batch: Sample, teachers: dict[str, nn.Module]) -> None:
-        device = module_device(self._student[0])
+        device = module_device(self.student)
         images = probe_batch['image'][:1].to(device)
         if self.params.depth_weight:
             _check_metric_teacher(teachers['depth'], images)

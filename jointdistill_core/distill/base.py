@@ -10,8 +10,9 @@ The trainer, per training step::
 
 Before the first step the trainer calls ``method.setup(probe_batch, val_batch, teachers)``
 once. A method's own trainable modules (adaptors, connectors, translators) are submodules
-of the method; the trainer gives them their own optimizer parameter group and saves them
-with the training state. A method that must not see labels sets ``uses_labels = False``; the
+of the method; the trainer gives them their own optimizer parameter group, moves the method
+to the student's device after setup and saves it with the training state. A method holds
+the student it was built for as ``self.student`` (a reference, not a submodule). A method that must not see labels sets ``uses_labels = False``; the
 trainer then strips ``labels`` and ``depth`` from the batch before calling it.
 """
 from __future__ import annotations
@@ -43,6 +44,9 @@ class DistillMethod(nn.Module):
         self.params = params
         self.num_classes = num_classes
         self.max_depth = max_depth
+        # A plain reference, not a submodule: the student's parameters and state belong to
+        # the trainer (its own optimizer group and checkpoint), not to the method's.
+        self.__dict__['student'] = student
 
     def setup(self, probe_batch: Sample, val_batch: Sample, teachers: dict[str, nn.Module]) -> None:
         """Called once before training. Methods that need no set-up keep this default."""

@@ -233,7 +233,6 @@ class JointDistill(DistillMethod):
     def __init__(self, params: JointDistillParams, student: nn.Module, num_classes: int,
                  max_depth: float):
         super().__init__(params, student, num_classes, max_depth)
-        self._student = (student,)  # a tuple, so it is not registered as a submodule
         self.register_buffer('omega', torch.ones(len(TASKS), dtype=torch.float64))
         self.register_buffer('best_score', torch.tensor(-math.inf, dtype=torch.float64))
         self.register_buffer('history_table', torch.zeros(0, 3, dtype=torch.float64))
@@ -246,7 +245,7 @@ class JointDistill(DistillMethod):
 
     # ----------------------------------------------------------------- set-up
     def setup(self, probe_batch: Sample, val_batch: Sample, teachers: dict[str, nn.Module]) -> None:
-        device = module_device(self._student[0])
+        device = module_device(self.student)
         params = self.params
         if params.fusion:
             self._build_connector(probe_batch['image'][:1].to(device), teachers, device)
@@ -299,7 +298,7 @@ class JointDistill(DistillMethod):
     @torch.no_grad()
     def _build_snapshot_buffers(self, probe_images: torch.Tensor) -> None:
         self.register_buffer('probe_images', probe_images, persistent=False)
-        attention = self._probe_attention(self._student[0], grad=False)
+        attention = self._probe_attention(self.student, grad=False)
         capacity = self.params.buffer_size
         for index, maps in enumerate(attention):
             k = min(self.params.topk, maps.shape[1])
@@ -356,7 +355,7 @@ class JointDistill(DistillMethod):
         count = int(self.snapshot_count)
         if count == 0:
             return torch.zeros((), device=self.omega.device)
-        attention = self._probe_attention(self._student[0], grad=True)
+        attention = self._probe_attention(self.student, grad=True)
         total = 0.0
         for index, maps in enumerate(attention):
             locations = getattr(self, f'snapshot_locations_{index}')[:count]
@@ -420,7 +419,7 @@ class JointDistill(DistillMethod):
     def take_snapshot(self) -> None:
         """Store the top-k attention values and locations of the student on the probe set."""
         slot = int(self.snapshot_next)
-        for index, maps in enumerate(self._probe_attention(self._student[0], grad=False)):
+        for index, maps in enumerate(self._probe_attention(self.student, grad=False)):
             locations = getattr(self, f'snapshot_locations_{index}')
             values, top = maps.topk(locations.shape[2], dim=1)
             locations[slot] = top

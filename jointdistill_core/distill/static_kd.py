@@ -78,11 +78,10 @@ class StaticKD(DistillMethod):
                  max_depth: float):
         super().__init__(params, student, num_classes, max_depth)
         self.student_channels = student_feature_channels(student)
-        self._student = (student,)  # a tuple, so it is not registered as a submodule
         self.adaptors = nn.ModuleDict()  # 'seg_enc', 'seg_dec', ... filled in setup()
 
     def setup(self, probe_batch: Sample, val_batch: Sample, teachers: dict[str, nn.Module]) -> None:
-        device = module_device(self._student[0])
+        device = module_device(self.student)
         images = probe_batch['image'][:1].to(device)
         with seeded_init(1):
             for task in TASKS:
