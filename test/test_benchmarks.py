@@ -1,7 +1,8 @@
 """Smoke runs of the benchmark suite (`make bench`) with tiny sizes and rounds: every code path
-runs and writes what docs/benchmarks.json promises. No timing thresholds: only structure,
-arithmetic that follows from the recorded numbers, and relations that hold by a wide margin
-(the peer pair has 14x the student's parameters and costs ~10x its CPU time)."""
+runs and writes what docs/benchmarks.json promises. No timing thresholds: only structure and
+behaviour that holds by a wide margin (the peer pair has 14x the student's parameters and
+costs ~10x its CPU time; a network never beats the machine's matrix-multiply peak; the
+shipped Fast DDS profile loses no frame at 30 Hz)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,9 @@ import torch
 
 from benchmarks import run
 from conftest import REPO_ROOT
+from benchmarks.bench_models import load_network
 from benchmarks.bench_training import benchmark_training, render_training_markdown
+from jointdistill_core.models.profile import count_flops
 
 torch.set_num_threads(1)
 
@@ -40,11 +43,13 @@ def test_network_benchmark_writes_json_and_markdown(tmp_path):
     ratio = entry['ratios']['peer_pair/student']
     assert ratio['min'] <= ratio['median'] <= ratio['max']
     compute = entry['student_compute']
-    # achieved GFLOP/s = GFLOP per frame / forward seconds; fraction = achieved / peak.
-    assert compute['achieved_gflops'] == pytest.approx(
-        compute['gflops_per_frame'] / (compute['forward_median_ms'] / 1e3), rel=0.02)
-    assert compute['fraction_of_matmul_peak'] == pytest.approx(
-        compute['achieved_gflops'] / results['models']['matmul_peak_gflops'], rel=0.02)
+    # The network measured is the student at this size, and no network outruns the measured
+    # matrix-multiply peak: a unit slip (ms for s, FLOPs for GFLOPs) lands far outside (0, 1).
+    student, _ = load_network('student')
+    assert compute['gflops_per_frame'] == pytest.approx(count_flops(student, (64, 128)) / 1e9,
+                                                        abs=1e-3)
+    assert 0 < compute['fraction_of_matmul_peak'] < 1
+    assert 0 < compute['achieved_gflops'] < results['models']['matmul_peak_gflops']
     names = {target['target'] for target in results['targets']}
     assert any('peer pair at 64x128' in name for name in names)
     assert not any('node' in name for name in names)  # no node run, no node targets
@@ -90,8 +95,7 @@ def test_training_cost_runs_every_method_through_the_trainer():
                                  batch_size=2, rounds=1)
     assert list(results['methods']) == ['mtl', 'jointdistill', 'amalgamation']
     for method, row in results['methods'].items():
-        assert row['step_s_min'] <= row['step_s_median']
-        assert row['images_per_s'] == pytest.approx(2 / row['step_s_median'], rel=0.01)
+        assert 0 < row['step_s_min'] <= row['step_s_median'] and row['images_per_s'] > 0
     assert results['methods']['mtl']['cost_vs_mtl'] == 1.0
     assert results['methods']['mtl']['teachers'] == []
     assert results['methods']['jointdistill']['teachers'] == ['seg', 'depth']
@@ -116,15 +120,16 @@ def test_node_benchmark_measures_overhead_and_transport():
     node = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(node['overhead']) == set(OUTPUT_SETS)
     for row in node['overhead'].values():
-        assert row['frames'] == 1 and row['latency_ms_median'] > 0
-        assert row['overhead_ms_median'] == pytest.approx(
-            row['latency_ms_median'] - row['predictor_ms_median'], abs=0.02)
-        assert row['node_peak_rss_mb'] > 50
+        assert row['frames'] == 1 and row['predictor_ms_median'] > 0
+        # The overhead is what the node adds around the network, never the whole latency.
+        assert row['overhead_ms_median'] < row['latency_ms_median']
+        assert row['node_peak_rss_mb'] > 50  # the node process itself, with torch loaded
     assert node['overhead_ms'] == node['overhead']['depth+labels']['overhead_ms_median']
+    # The shipped profile's point: 640x480 frames at 30 Hz across processes, none lost
+    # (Fast DDS defaults lost about 85 % here, DESIGN section 3).
     shipped = node['transport']['shipped Fast DDS profile']
-    assert shipped['sent'] == 6 and 0 <= shipped['received'] <= 6
-    assert shipped['processed'] <= shipped['received']
-    assert shipped['lost_fraction'] == pytest.approx(1 - shipped['received'] / 6, abs=1e-3)
+    assert shipped['sent'] == shipped['received'] == 6 and shipped['lost_fraction'] == 0
+    assert 1 <= shipped['processed'] <= shipped['received']
     assert any(line.startswith('| shipped Fast DDS profile |')
                for line in render_node_markdown(node))
 
