@@ -1,8 +1,10 @@
 """Typed configuration: nested dataclasses loaded from YAML with strict checking.
 
-Unknown keys and values of the wrong type are errors that name the offending key path
-(for example ``optim.lr``) and the file. Overrides use dotted paths: ``optim.lr=1e-3``;
-the value is parsed as YAML, so ``true``, ``3``, ``[1, 2]`` and ``null`` work.
+Unknown keys, values of the wrong type and values outside a field's rule are errors that
+name the file, the full key path (for example ``teachers.seg.path``), the bad value and what
+is accepted (the known keys, the type, the bounds). Rules live on the fields themselves:
+``steps: int = setting(1000, ge=1)``. Overrides use dotted paths: ``optim.lr=1e-3``; the
+value is parsed as YAML, so ``true``, ``3``, ``[1, 2]`` and ``null`` work.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
@@ -34,6 +38,60 @@ def parse_yaml(text: str):
 
 class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names the key path and source."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a config field accepts beyond its type: numeric bounds (ge: >=, gt: >, le: <=)
+    and `check`, a function that raises ValueError saying what is accepted. A null value
+    of an optional field is always accepted."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    check: Callable[[Any], Any] | None = None
+
+    def problem(self, value: Any) -> str | None:
+        """None when `value` is accepted, else what is wrong and what is accepted."""
+        if value is None:
+            return None
+        if self.check is not None:
+            try:
+                self.check(value)
+            except ValueError as error:
+                return str(error)
+        out_of_bounds = ((self.ge is not None and value < self.ge)
+                         or (self.gt is not None and value <= self.gt)
+                         or (self.le is not None and value > self.le))
+        return f'must be {self.bounds_text()}, got {value!r}' if out_of_bounds else None
+
+    def bounds_text(self) -> str:
+        lower = f'>= {self.ge}' if self.ge is not None else f'> {self.gt}' \
+            if self.gt is not None else None
+        if self.le is None:
+            return lower or 'any value'
+        if self.ge is not None:
+            return f'in [{self.ge}, {self.le}]'
+        if self.gt is not None:
+            return f'in ({self.gt}, {self.le}]'
+        return f'<= {self.le}'
+
+
+def setting(default: Any = dataclasses.MISSING, *, ge: float | None = None,
+            gt: float | None = None, le: float | None = None,
+            check: Callable[[Any], Any] | None = None,
+            default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with a `Rule` that `from_dict` enforces (see `Rule`)."""
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={'rule': Rule(ge, gt, le, check)})
+
+
+def subset_of(choices: tuple[str, ...]) -> Callable[[list[str]], None]:
+    """A `check` for a list field: a non-empty list whose entries are all in `choices`."""
+    def check(values: list[str]) -> None:
+        if not values or any(value not in choices for value in values):
+            raise ValueError(f'must be a non-empty subset of {list(choices)}, got {values!r}')
+    return check
 
 
 def load_yaml_mapping(path: str | Path) -> dict:
@@ -75,20 +133,24 @@ def apply_overrides(mapping: dict, overrides: list[str]) -> dict:
 
 def from_dict(cls: type[T], data: Any, source: str = '<config>', path: str = '') -> T:
     """Build dataclass `cls` from a mapping, checking keys and types recursively."""
-    if not isinstance(data, dict):
-        raise ConfigError(f'{source}: {path or "top level"} must be a mapping, '
-                          f'got {type(data).__name__}')
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    if not isinstance(data, dict):
+        raise ConfigError(f'{source}: {path or "top level"} must be a mapping with keys '
+                          f'{", ".join(sorted(fields))}, got {data!r}')
+    unknown = sorted(set(data) - set(fields), key=str)
     if unknown:
-        where = f' in {path}' if path else ''
-        raise ConfigError(f'{source}: unknown key(s){where}: '
-                          + ', '.join(_join(path, k) for k in unknown)
-                          + f' (known: {", ".join(sorted(fields))})')
+        raise ConfigError(f'{source}: unknown key(s) '
+                          + ', '.join(f'{_join(path, k)} (= {data[k]!r})' for k in unknown)
+                          + f'; {path or "the top level"} accepts: {", ".join(sorted(fields))}')
     hints = typing.get_type_hints(cls)
     values = {}
     for name, value in data.items():
-        values[name] = _coerce(hints[name], value, source, _join(path, name))
+        key = _join(path, name)
+        values[name] = _coerce(hints[name], value, source, key)
+        rule = fields[name].metadata.get('rule')
+        problem = rule.problem(values[name]) if rule else None
+        if problem:
+            raise ConfigError(f'{source}: {key}: {problem}')
     try:
         return cls(**values)
     except TypeError as error:
@@ -132,18 +194,17 @@ def _coerce(tp: Any, value: Any, source: str, path: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, source, path)
     if origin in (Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
+        options = [option for option in typing.get_args(tp) if option is not type(None)]
+        if value is None and len(options) < len(typing.get_args(tp)):
             return None
-        candidates = [option for option in options if option is not type(None)]
-        if len(candidates) == 1:  # X | None: X's own error names the inner key
-            return _coerce(candidates[0], value, source, path)
-        for option in candidates:
+        if len(options) == 1:  # X | None: X's own error names the key inside a section
+            return _coerce(options[0], value, source, path)
+        for option in options:
             try:
                 return _coerce(option, value, source, path)
             except ConfigError:
                 continue
-        raise ConfigError(f'{source}: {path}: {value!r} is not of type {_type_name(tp)}')
+        raise ConfigError(f'{source}: {path}: expected {_type_name(tp)}, got {value!r}')
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:

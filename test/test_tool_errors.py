@@ -157,7 +157,7 @@ CASES = [
          'live evaluation (--model) runs the ROS perception node'),
     # train
     Case('train unknown key', ['train', '--config', '{root}/unknown_key.yaml'],
-         '{root}/unknown_key.yaml: unknown key(s): bogus_key'),
+         '{root}/unknown_key.yaml: unknown key(s) bogus_key (= 1); the top level accepts:'),
     Case('train wrong type', ['train', '--config', '{root}/wrong_type.yaml'],
          "{root}/wrong_type.yaml: steps: expected an integer, got 'many'"),
     Case('train not YAML', ['train', '--config', '{root}/not_yaml.yaml'],
@@ -206,7 +206,7 @@ CASES = [
          '--image', '{root}/none.png'], '--image needs --out'),
     # study
     Case('study unknown key', ['study', '--config', '{root}/study_unknown.yaml'],
-         '{root}/study_unknown.yaml: unknown key(s): bogus_key'),
+         '{root}/study_unknown.yaml: unknown key(s) bogus_key (= 1); the top level accepts:'),
     Case('study not YAML', ['study', '--config', '{root}/not_yaml.yaml'],
          '{root}/not_yaml.yaml: not valid YAML'),
     Case('study missing config', ['study', '--config', '{root}/none.yaml'],

@@ -35,7 +35,8 @@ def method_params(name: str, params_dict: dict[str, Any] | None,
     `source` (a file name) and `path` (the key path of the params mapping) appear in errors.
     """
     if name not in METHODS:
-        raise ConfigError(f'{source}: unknown method {name!r} (known: {", ".join(METHODS)})')
+        raise ConfigError(f'{source}: method.name: unknown method {name!r} (known: '
+                          f'{", ".join(METHODS)})')
     params_class = METHODS[name].Params
     try:
         return from_dict(params_class, params_dict or {}, source=source, path=path)

@@ -28,7 +28,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from jointdistill_core.config import ConfigError
+from jointdistill_core.config import ConfigError, setting
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
     feature_key,
@@ -58,23 +58,13 @@ class AmalgamationParams:
     silog_variance_weight: the lambda of the silog loss (1 = fully scale invariant).
     lambda_feat: weight of the gated feature-matching terms (0 = off)."""
 
-    seg_weight: float = 1.0
-    depth_weight: float = 1.0
+    seg_weight: float = setting(1.0, ge=0)
+    depth_weight: float = setting(1.0, ge=0)
     seg_target: Literal['soft', 'hard'] = 'soft'
-    temperature: float = 2.0
+    temperature: float = setting(2.0, gt=0)
     depth_loss: Literal['l1', 'log_l1', 'silog'] = 'l1'
-    silog_variance_weight: float = 0.5
-    lambda_feat: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ('seg_weight', 'depth_weight', 'lambda_feat'):
-            if getattr(self, name) < 0:
-                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
-        if self.temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {self.temperature}')
-        if not 0 <= self.silog_variance_weight <= 1:
-            raise ValueError('silog_variance_weight must be in [0, 1], got '
-                             f'{self.silog_variance_weight}')
+    silog_variance_weight: float = setting(0.5, ge=0, le=1)
+    lambda_feat: float = setting(1.0, ge=0)
 
 
 class ChannelGate(nn.Module):

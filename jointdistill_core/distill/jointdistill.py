@@ -48,12 +48,13 @@ is in the module's state_dict as tensors, so a resumed run continues exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
+from jointdistill_core.config import setting, subset_of
 from jointdistill_core.data.sample import IGNORE_INDEX
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
@@ -100,43 +101,24 @@ class JointDistillParams(TaskWeights):
     fusion: bool = True
     adaptive_weights: bool = True
     trajectory: bool = True
-    lambda_kd: float = 1.0
-    temperature: float = 1.0
+    lambda_kd: float = setting(1.0, ge=0)
+    temperature: float = setting(1.0, gt=0)
     depth_kd_loss: Literal['l1', 'log_l1', 'silog'] = 'l1'
-    silog_variance_weight: float = 0.5
-    connector_channels: int = 64
-    connector_weight: float = 1.0
+    silog_variance_weight: float = setting(0.5, ge=0, le=1)
+    connector_channels: int = setting(64, ge=1)
+    connector_weight: float = setting(1.0, ge=0)
     connector_residual: bool = True
-    eval_every: int = 50
+    eval_every: int = setting(50, ge=1)
     alpha: float = 1.0
-    beta: float = 0.3
+    # 0 < beta <= 1/N keeps every teacher weight positive (module docstring).
+    beta: float = setting(0.3, gt=0, le=1 / len(TASKS))
     direction: Literal['follow_ability', 'favor_weaker'] = 'follow_ability'
-    lambda_traj: float = 0.1
-    trajectory_layers: list[str] = field(default_factory=lambda: ['enc_mid', 'enc'])
-    probe_size: int = 4
-    topk: int = 64
-    buffer_size: int = 5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ('lambda_kd', 'connector_weight', 'lambda_traj'):
-            if getattr(self, name) < 0:
-                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
-        for name in ('connector_channels', 'eval_every', 'probe_size', 'topk', 'buffer_size'):
-            if getattr(self, name) < 1:
-                raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
-        if not 0 <= self.silog_variance_weight <= 1:
-            raise ValueError('silog_variance_weight must be in [0, 1], got '
-                             f'{self.silog_variance_weight}')
-        if self.temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {self.temperature}')
-        if not 0 < self.beta <= 1 / len(TASKS):
-            raise ValueError(f'beta must be in (0, {1 / len(TASKS)}] so that the weights stay '
-                             f'positive, got {self.beta}')
-        unknown = [k for k in self.trajectory_layers if k not in TRAJECTORY_LAYER_CHOICES]
-        if unknown or not self.trajectory_layers:
-            raise ValueError(f'trajectory_layers must be a non-empty subset of '
-                             f'{list(TRAJECTORY_LAYER_CHOICES)}, got {self.trajectory_layers}')
+    lambda_traj: float = setting(0.1, ge=0)
+    trajectory_layers: list[str] = setting(default_factory=lambda: ['enc_mid', 'enc'],
+                                           check=subset_of(TRAJECTORY_LAYER_CHOICES))
+    probe_size: int = setting(4, ge=1)
+    topk: int = setting(64, ge=1)
+    buffer_size: int = setting(5, ge=1)
 
 
 def batch_miou(logits: torch.Tensor, labels: torch.Tensor, num_classes: int,

@@ -10,6 +10,7 @@ from typing import Literal
 
 import torch
 
+from jointdistill_core.config import setting
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import task_loss_terms
 from jointdistill_core.models.outputs import ModelOutput
@@ -24,14 +25,9 @@ class TaskWeights:
     measure) or 'silog' (scale-invariant log loss, variance weight 0.5); also used by the
     methods' other supervised and logit depth terms unless they have their own option."""
 
-    seg_weight: float = 1.0
-    depth_weight: float = 1.0
+    seg_weight: float = setting(1.0, ge=0)
+    depth_weight: float = setting(1.0, ge=0)
     depth_loss: Literal['l1', 'log_l1', 'silog'] = 'l1'
-
-    def __post_init__(self) -> None:
-        for name in ('seg_weight', 'depth_weight'):
-            if getattr(self, name) < 0:
-                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
 
 
 class MultiTaskLearning(DistillMethod):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from jointdistill_core.config import setting
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (normalized_feature_distance, resize_to,
                                               seeded_init, student_feature_channels,
@@ -31,12 +32,7 @@ from jointdistill_core.data.sample import Sample
 class SelfDistillParams(TaskWeights):
     """lambda_sd: weight of the decoder-to-encoder self-distillation term (per task, summed)."""
 
-    lambda_sd: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.lambda_sd < 0:
-            raise ValueError(f'lambda_sd must be >= 0, got {self.lambda_sd}')
+    lambda_sd: float = setting(1.0, ge=0)
 
 
 class SelfDistillMTCNN(DistillMethod):

@@ -17,11 +17,12 @@ features works). Student features are resized bilinearly to the teacher's spatia
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from jointdistill_core.config import setting, subset_of
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
     feature_key,
@@ -49,23 +50,12 @@ class StaticKDParams(TaskWeights):
     logit_kd_weight: weight of the optional output distillation (0 = off).
     temperature: softmax temperature T of the segmentation logit KD."""
 
-    lambda_seg: float = 1.0
-    lambda_depth: float = 1.0
-    layers: list[str] = field(default_factory=lambda: ['enc', 'dec'])
-    logit_kd_weight: float = 0.0
-    temperature: float = 2.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        unknown = [layer for layer in self.layers if layer not in LAYER_CHOICES]
-        if unknown or not self.layers:
-            raise ValueError(f'layers must be a non-empty subset of {list(LAYER_CHOICES)}, '
-                             f'got {self.layers}')
-        if self.temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {self.temperature}')
-        for name in ('lambda_seg', 'lambda_depth', 'logit_kd_weight'):
-            if getattr(self, name) < 0:
-                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
+    lambda_seg: float = setting(1.0, ge=0)
+    lambda_depth: float = setting(1.0, ge=0)
+    layers: list[str] = setting(default_factory=lambda: ['enc', 'dec'],
+                                check=subset_of(LAYER_CHOICES))
+    logit_kd_weight: float = setting(0.0, ge=0)
+    temperature: float = setting(2.0, gt=0)
 
 
 class StaticKD(DistillMethod):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from jointdistill_core.config import setting
 from jointdistill_core.classes import (CONSTRUCTION, FLAT, HUMAN, NATURE, OBJECT, SKY,
                                        VEHICLE)
 from jointdistill_core.distill.base import DistillMethod
@@ -30,6 +31,13 @@ CITYSCAPES_7_GROUPS = {FLAT: 0, CONSTRUCTION: 1, OBJECT: 2, NATURE: 3, SKY: 4, H
                        VEHICLE: 5}
 
 
+def check_grouping(grouping: list[int]) -> None:
+    """ValueError unless `grouping` uses every group id 0..G-1 and no others."""
+    used = sorted(set(grouping))
+    if not grouping or used != list(range(len(used))):
+        raise ValueError(f'must use every group id 0..G-1 and no others, got {grouping}')
+
+
 @dataclass
 class XDistillParams(TaskWeights):
     """lambda_x: weight of the depth-to-segmentation-groups cross-entropy.
@@ -37,21 +45,9 @@ class XDistillParams(TaskWeights):
     grouping: group id per class (length num_classes, ids 0..G-1, every id used);
       null = Cityscapes-7 grouping when num_classes is 7, identity otherwise."""
 
-    lambda_x: float = 1.0
-    translator_channels: int = 32
-    grouping: list[int] | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.lambda_x < 0:
-            raise ValueError(f'lambda_x must be >= 0, got {self.lambda_x}')
-        if self.translator_channels < 1:
-            raise ValueError(f'translator_channels must be >= 1, got {self.translator_channels}')
-        if self.grouping is not None:
-            used = sorted(set(self.grouping))
-            if not self.grouping or used != list(range(len(used))):
-                raise ValueError(f'grouping must use every group id 0..G-1 and no others, '
-                                 f'got {self.grouping}')
+    lambda_x: float = setting(1.0, ge=0)
+    translator_channels: int = setting(32, ge=1)
+    grouping: list[int] | None = setting(None, check=check_grouping)
 
 
 def default_grouping(num_classes: int) -> list[int]:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from jointdistill_core.config import ConfigError, apply_overrides, from_dict, load_yaml_mapping
+from jointdistill_core.config import (ConfigError, apply_overrides, from_dict, load_yaml_mapping,
+                                      setting)
 from jointdistill_core.geometry import parse_size
 from jointdistill_core.tasks import TASKS
 
@@ -23,13 +24,13 @@ class StudyDataConfig:
     32) or null for the dataset's own size; *_frames: the first N samples of the split, null =
     all (on-the-fly synthetic: the registry's default count)."""
     spec: str = 'synthetic'
-    size: str | None = '128x256'
+    size: str | None = setting('128x256', check=lambda text: parse_size(text, multiple=32))
     train_split: str = 'train'
     val_split: str = 'val'
     test_split: str = 'test'
-    train_frames: int | None = None
-    val_frames: int | None = None
-    test_frames: int | None = None
+    train_frames: int | None = setting(None, ge=1)
+    val_frames: int | None = setting(None, ge=1)
+    test_frames: int | None = setting(None, ge=1)
 
     def size_pixels(self) -> tuple[int, int] | None:
         """`size` as (height, width) pixels; None for the dataset's own size."""
@@ -43,9 +44,9 @@ class StudyTeacherConfig:
     of this project, X / X.safetensors / X.json) without training."""
     config: str = ''
     checkpoint: str | None = None
-    steps: int = 1000
-    batch_size: int = 8
-    val_every: int = 200
+    steps: int = setting(1000, ge=1)
+    batch_size: int = setting(8, ge=1)
+    val_every: int = setting(200, ge=1)
     seed: int = 0
     set: list[str] = field(default_factory=list)
 
@@ -61,9 +62,9 @@ class StudentBudget:
     """The budget every variant gets: optimizer steps, global batch size, validation period,
     plus overrides (`set`, 'key=value' of the training config) applied to every student run
     before the variant's own."""
-    steps: int = 1000
-    batch_size: int = 8
-    val_every: int = 200
+    steps: int = setting(1000, ge=1)
+    batch_size: int = setting(8, ge=1)
+    val_every: int = setting(200, ge=1)
     set: list[str] = field(default_factory=list)
 
 
@@ -84,9 +85,9 @@ class EvaluationConfig:
     qualitative_frames: test frames in the qualitative figure.
     trajectory_variant: the variant whose teacher-weight trajectories are plotted."""
     checkpoint: Literal['best', 'last'] = 'best'
-    batch_size: int = 8
-    latency_repeats: int = 20
-    qualitative_frames: int = 3
+    batch_size: int = setting(8, ge=1)
+    latency_repeats: int = setting(20, ge=1)
+    qualitative_frames: int = setting(3, ge=1)
     trajectory_variant: str = 'jointdistill'
 
 
@@ -111,11 +112,12 @@ class StudyConfig:
     results_dir: str = 'docs'
     results_name: str = 'results'
     notes: str | None = None
-    jobs: int = 1
+    jobs: int = setting(1, ge=1)
 
 
 def validate(config: StudyConfig, source: str) -> StudyConfig:
-    """Cross-field checks; errors name the key and the file."""
+    """Checks across fields and list entries (per-field rules ran while loading); errors
+    name the key and the file."""
     def fail(key: str, message: str):
         raise ConfigError(f'{source}: {key}: {message}')
 
@@ -125,8 +127,6 @@ def validate(config: StudyConfig, source: str) -> StudyConfig:
         fail('seeds', f'repeats a seed: {config.seeds}')
     if not config.variants:
         fail('variants', 'needs at least one variant')
-    if config.jobs < 1:
-        fail('jobs', f'must be >= 1, got {config.jobs}')
     if config.notes is not None and not Path(config.notes).is_file():
         fail('notes', f'no such file: {config.notes}')
     names = [variant.name for variant in config.variants]
@@ -139,30 +139,12 @@ def validate(config: StudyConfig, source: str) -> StudyConfig:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         fail('variants', f'names must be unique, repeated: {", ".join(duplicates)}')
-    for key in ('steps', 'batch_size', 'val_every'):
-        if getattr(config.student, key) < 1:
-            fail(f'student.{key}', f'must be >= 1, got {getattr(config.student, key)}')
     for task in TASKS:
         teacher = getattr(config.teachers, task)
         if not teacher.checkpoint and not teacher.config:
             fail(f'teachers.{task}', 'give a training `config` or a `checkpoint`')
-        for key in ('steps', 'batch_size', 'val_every'):
-            if getattr(teacher, key) < 1:
-                fail(f'teachers.{task}.{key}', f'must be >= 1, got {getattr(teacher, key)}')
-    for key in ('train_frames', 'val_frames', 'test_frames'):
-        value = getattr(config.data, key)
-        if value is not None and value < 1:
-            fail(f'data.{key}', f'must be >= 1 or null, got {value}')
-    evaluation = config.evaluation
-    for key in ('batch_size', 'latency_repeats', 'qualitative_frames'):
-        if getattr(evaluation, key) < 1:
-            fail(f'evaluation.{key}', f'must be >= 1, got {getattr(evaluation, key)}')
     if not config.results_name or '/' in config.results_name:
         fail('results_name', f'must be a file stem without "/", got {config.results_name!r}')
-    try:
-        config.data.size_pixels()
-    except ValueError as error:
-        fail('data.size', str(error))
     return config
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from jointdistill_core.config import ConfigError, apply_overrides, from_dict, load_yaml_mapping
+from jointdistill_core.config import (ConfigError, apply_overrides, from_dict, load_yaml_mapping,
+                                      setting)
 from jointdistill_core.teachers.base import check_options
 from jointdistill_core.device import check_device_name
 from jointdistill_core.geometry import parse_size
@@ -25,7 +26,8 @@ class ModelConfig:
 
 @dataclass
 class MethodConfig:
-    """Distillation method (registry name) and its hyperparameters (validated by the method)."""
+    """Distillation method (registry name) and its hyperparameters (the method's `Params`
+    dataclass, checked when the configuration loads)."""
     name: str = 'mtl'
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -45,7 +47,7 @@ class TeacherConfig:
     kind: Literal['auto', 'transformers', 'onnx', 'torchscript', 'checkpoint'] = 'auto'
     class_map: str | None = None
     depth_kind: Literal['metric', 'relative', 'relative_inverse'] | None = None
-    input_size: str | None = None
+    input_size: str | None = setting(None, check=parse_size)
     size_multiple: int | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
@@ -72,12 +74,12 @@ class DataConfig:
     val_spec: str | None = None
     train_split: str = 'train'
     val_split: str = 'val'
-    size: str | None = '128x256'
-    num_frames: int | None = None
-    val_frames: int | None = None
+    size: str | None = setting('128x256', check=parse_size)
+    num_frames: int | None = setting(None, ge=1)
+    val_frames: int | None = setting(None, ge=1)
     augment: bool = False
-    batch_size: int = 8
-    workers: int = 0
+    batch_size: int = setting(8, ge=1)
+    workers: int = setting(0, ge=0)
 
     def size_pixels(self) -> tuple[int, int] | None:
         """`size` as (height, width) pixels; None for the dataset's own size."""
@@ -88,10 +90,10 @@ class DataConfig:
 class OptimConfig:
     """AdamW. `adaptor_lr` is the learning rate of the method's own modules (adaptors,
     connectors, translators); null = `lr`. `eps` is AdamW's denominator epsilon."""
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    adaptor_lr: float | None = None
-    eps: float = 1e-8
+    lr: float = setting(1e-3, ge=0)
+    weight_decay: float = setting(1e-4, ge=0)
+    adaptor_lr: float | None = setting(None, ge=0)
+    eps: float = setting(1e-8, gt=0)
 
 
 @dataclass
@@ -99,9 +101,9 @@ class ScheduleConfig:
     """Learning-rate factor per step: linear warm-up over `warmup` steps, then 'cosine'
     (down to `min_factor` at the last step) or 'step' (times `gamma` every `step_every`)."""
     name: Literal['cosine', 'step'] = 'cosine'
-    warmup: int = 0
-    min_factor: float = 0.0
-    step_every: int = 1000
+    warmup: int = setting(0, ge=0)
+    min_factor: float = setting(0.0, ge=0, le=1)
+    step_every: int = setting(1000, ge=1)
     gamma: float = 0.1
 
 
@@ -120,55 +122,25 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    steps: int = 1000
-    val_every: int = 200
-    log_every: int = 10
+    steps: int = setting(1000, ge=1)
+    val_every: int = setting(200, ge=1)
+    log_every: int = setting(10, ge=1)
     seed: int = 0
     out: str = 'runs/train'
-    device: str = 'auto'
+    device: str = setting('auto', check=check_device_name)
     amp: bool = False
     channels_last: bool = False
 
 
 def validate(config: TrainConfig, source: str) -> TrainConfig:
-    """Cross-field checks the type system cannot express; errors name key and file."""
+    """Checks across fields and the method's parameters (per-field rules ran while loading);
+    errors name the file and the key."""
+    from jointdistill_core.distill import method_params  # imports torch and every method
+
     def fail(key: str, message: str):
         raise ConfigError(f'{source}: {key}: {message}')
 
-    for key in ('steps', 'val_every', 'log_every'):
-        if getattr(config, key) < 1:
-            fail(key, f'must be >= 1, got {getattr(config, key)}')
-    data = config.data
-    if data.batch_size < 1:
-        fail('data.batch_size', f'must be >= 1, got {data.batch_size}')
-    if data.workers < 0:
-        fail('data.workers', f'must be >= 0, got {data.workers}')
-    for key in ('num_frames', 'val_frames'):
-        value = getattr(data, key)
-        if value is not None and value < 1:
-            fail(f'data.{key}', f'must be >= 1 or null, got {value}')
-    try:
-        check_device_name(config.device)
-    except ValueError as error:
-        fail('device', str(error))
-    try:
-        data.size_pixels()
-    except ValueError as error:
-        fail('data.size', str(error))
-    optim = config.optim
-    if optim.eps <= 0:
-        fail('optim.eps', f'must be > 0, got {optim.eps}')
-    for key in ('lr', 'weight_decay', 'adaptor_lr'):
-        value = getattr(optim, key)
-        if value is not None and value < 0:
-            fail(f'optim.{key}', f'must be >= 0, got {value}')
-    schedule = config.schedule
-    if schedule.warmup < 0:
-        fail('schedule.warmup', f'must be >= 0, got {schedule.warmup}')
-    if schedule.step_every < 1:
-        fail('schedule.step_every', f'must be >= 1, got {schedule.step_every}')
-    if not 0.0 <= schedule.min_factor <= 1.0:
-        fail('schedule.min_factor', f'must be in [0, 1], got {schedule.min_factor}')
+    method_params(config.method.name, config.method.params, source, 'method.params')
     for task in TASKS:
         teacher = getattr(config.teachers, task)
         if teacher is None:
@@ -177,11 +149,6 @@ def validate(config: TrainConfig, source: str) -> TrainConfig:
             fail(f'teachers.{task}.path', 'is empty')
         for key, problem in check_options(teacher, task):
             fail(f'teachers.{task}.{key}', problem)
-        if teacher.input_size is not None:
-            try:
-                parse_size(teacher.input_size)
-            except ValueError as error:
-                fail(f'teachers.{task}.input_size', str(error))
     if config.task != 'multi' and (config.teachers.seg or config.teachers.depth):
         fail('teachers', f'task {config.task!r} trains a teacher from labels; remove teachers')
     return config
