@@ -37,7 +37,11 @@ from jointdistill_core.inference import Predictor
 from jointdistill_ros.diagnostics import diagnostic_values
 from jointdistill_ros.image_codec import numpy_to_imgmsg
 from jointdistill_ros.node_process import (
-    NODE_NAME, NodeProcess, fastdds_profile_path, node_environment)
+    NODE_NAME,
+    NodeProcess,
+    fastdds_profile_path,
+    node_environment,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CAMERA_SIZE = (480, 640)
@@ -128,6 +132,8 @@ def _camera_image() -> np.ndarray:
 
 
 def measure_overhead(checkpoint: Path, frames: int, env: dict[str, str], device: str) -> dict:
+    """Per output set: median latency through the node, the Predictor alone, and the node's
+    overhead (ms), over `frames` frames of one 480x640 image."""
     image = _camera_image()
     # The network as the node runs it (backend auto), for the Predictor-only reference time.
     predictor = Predictor.from_checkpoint(checkpoint, device=device,
@@ -192,6 +198,8 @@ def _publisher_counts(probe: Probe, outputs: list[tuple[str, type]]) -> list[int
 
 def measure_transport(checkpoint: Path, env: dict[str, str], frames: int, rate_hz: float,
                       device: str) -> dict:
+    """Per Fast DDS profile: frames a camera process sent at `rate_hz` and the node received,
+    processed and answered (latency ms), across processes."""
     results = {}
     for label, profile in (('shipped Fast DDS profile', fastdds_profile_path()),
                            ('Fast DDS defaults', None)):
@@ -235,6 +243,7 @@ def measure_transport(checkpoint: Path, env: dict[str, str], frames: int, rate_h
 
 def benchmark_node(device: str = 'cpu', overhead_frames: int = 30, transport_frames: int = 150,
                    rate_hz: float = 30.0) -> dict:
+    """The node benchmark: overhead per output set and transport per Fast DDS profile."""
     with _isolated_environment() as env, tempfile.TemporaryDirectory() as scratch:
         rclpy.init()
         try:
@@ -255,6 +264,7 @@ def benchmark_node(device: str = 'cpu', overhead_frames: int = 30, transport_fra
 
 
 def render_node_markdown(node: dict) -> list[str]:
+    """Markdown lines of the node section of docs/benchmarks.md."""
     lines = [
         '## The perception node',
         '',

@@ -20,9 +20,9 @@ from tqdm import tqdm
 from benchmarks.bench_models import load_network
 from jointdistill_core.checkpoint import save_checkpoint
 from jointdistill_core.distill import METHODS
+from jointdistill_core.tasks import TASKS
 from jointdistill_core.training.config import load_train_config
 from jointdistill_core.training.trainer import Trainer, _fixed_batch, _to_device
-from jointdistill_core.tasks import TASKS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_CONFIGS = REPO_ROOT / 'config' / 'train'
@@ -92,6 +92,7 @@ def benchmark_training(methods: tuple[str, ...] = METHOD_ORDER, size: tuple[int,
 
 
 def render_training_markdown(training: dict) -> list[str]:
+    """Markdown lines of the training-cost section of docs/benchmarks.md."""
     lines = [
         '## Training cost per method',
         '',

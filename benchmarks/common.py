@@ -31,6 +31,7 @@ class Timing:
 
 
 def summarize(samples_ms: list[float]) -> Timing:
+    """Median, p95 and min of timings in milliseconds."""
     array = np.asarray(samples_ms, np.float64)
     return Timing(median_ms=float(np.median(array)), p95_ms=float(np.percentile(array, 95)),
                   min_ms=float(array.min()), runs=len(samples_ms))

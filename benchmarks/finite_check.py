@@ -29,6 +29,7 @@ def per_tensor_check(state: dict[str, torch.Tensor]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (module docstring); prints the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=300)
     parser.add_argument('--device', default='cpu')

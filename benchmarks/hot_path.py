@@ -98,6 +98,7 @@ def _strided(K: np.ndarray) -> np.ndarray:
 
 
 def render_markdown(steps: dict[str, float]) -> list[str]:
+    """Markdown lines of a table of per-step CPU milliseconds."""
     lines = ['## Per-frame steps of the node (CPU time, one thread)', '',
              'One 640x480 frame, model input 256x512, no ROS transport; '
              '`python -m benchmarks.hot_path`.', '',
@@ -107,6 +108,7 @@ def render_markdown(steps: dict[str, float]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (module docstring); prints the table."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--repeats', type=int, default=30, help='timed calls per step')
     args = parser.parse_args(argv)

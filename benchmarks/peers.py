@@ -19,6 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+
 from jointdistill_core.inference import Prediction
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -26,6 +27,7 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 def build_segformer_b0() -> torch.nn.Module:
+    """SegFormer-B0 from its published configuration, random weights, eval mode."""
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
     config = SegformerConfig(num_labels=19, hidden_sizes=[32, 64, 160, 256], depths=[2, 2, 2, 2],
                              decoder_hidden_size=256)
@@ -33,6 +35,8 @@ def build_segformer_b0() -> torch.nn.Module:
 
 
 def build_depth_anything_v2_small() -> torch.nn.Module:
+    """Depth-Anything-V2-Small from its published configuration, random weights, eval
+    mode."""
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
     backbone = Dinov2Config(hidden_size=384, num_attention_heads=6, num_hidden_layers=12,
                             image_size=518, patch_size=14, out_indices=[3, 6, 9, 12],

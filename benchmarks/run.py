@@ -12,8 +12,8 @@ from jointdistill_core.openmp import passive_openmp_waiting
 passive_openmp_waiting()
 
 import argparse  # noqa: E402
-import os  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -28,8 +28,10 @@ DEFAULT_SIZES = [(256, 512), (480, 640)]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line of `make bench`; writes docs/benchmarks.{json,md}."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--sizes', nargs='+', type=size_argument(multiple=32), default=DEFAULT_SIZES,
+    parser.add_argument('--sizes', nargs='+', type=size_argument(multiple=32),
+                        default=DEFAULT_SIZES,
                         help='model input sizes HxW (default: 256x512 480x640)')
     parser.add_argument('--rounds', type=int, default=20,
                         help='timed round-robin rounds per size (default 20)')
@@ -120,6 +122,7 @@ def _ratio(entry: dict, name: str, key: str = 'ratios') -> str:
 
 
 def render_markdown(results: dict) -> str:
+    """docs/benchmarks.md from the results of one run."""
     machine = results['machine']
     models = results['models']
     lines = [

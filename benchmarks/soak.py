@@ -42,8 +42,12 @@ from tqdm import tqdm
 
 from jointdistill_core.cli.arguments import size_argument
 from jointdistill_ros.diagnostics import diagnostic_values
-from jointdistill_ros.node_process import NODE_NAME, NodeProcess, fastdds_profile_path, \
-    node_environment
+from jointdistill_ros.node_process import (
+    NODE_NAME,
+    NodeProcess,
+    fastdds_profile_path,
+    node_environment,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CAMERA_SCRIPT = REPO_ROOT / 'test' / 'camera_publisher.py'
@@ -156,6 +160,7 @@ def rss_mb(pid: int) -> float | None:
 
 def start_camera(env: dict[str, str], size: tuple[int, int], rate_hz: float,
                  frames: int) -> subprocess.Popen:
+    """A camera publisher process sending `frames` images of `size` (H, W) at `rate_hz`."""
     return subprocess.Popen(
         [sys.executable, str(CAMERA_SCRIPT), '--frames', str(frames), '--rate', str(rate_hz),
          '--height', str(size[0]), '--width', str(size[1])],
@@ -163,6 +168,7 @@ def start_camera(env: dict[str, str], size: tuple[int, int], rate_hz: float,
 
 
 def finish_camera(camera: subprocess.Popen) -> int:
+    """Wait for the camera process; the number of frames it sent."""
     output, _ = camera.communicate(timeout=60)
     if camera.returncode != 0:
         raise RuntimeError(f'camera publisher failed ({camera.returncode}): {output}')
@@ -296,6 +302,7 @@ def save_figure(result: SoakResult, path: Path = FIGURE) -> None:
 
 
 def render_markdown(result: SoakResult, model: str, command: str) -> str:
+    """The soak section of docs/reliability.md."""
     height, width = result.size
     lost = result.camera_sent - result.received
     rows = [
@@ -330,15 +337,18 @@ def render_markdown(result: SoakResult, model: str, command: str) -> str:
 
 
 def write_docs(markdown: str, page: Path = DOCS_PAGE) -> None:
+    """Replace the soak section between its markers in `page`."""
     text = page.read_text()
     start, end = text.index(BEGIN_MARK), text.index(END_MARK) + len(END_MARK)
     page.write_text(text[:start] + markdown + text[end:])
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--duration', type=float, default=60.0, help='seconds of load')
-    parser.add_argument('--size', type=size_argument(minimum=8), default=(1080, 1920), help='camera HxW')
+    parser.add_argument('--size', type=size_argument(minimum=8), default=(1080, 1920),
+                        help='camera HxW')
     parser.add_argument('--rate', type=float, default=100.0, help='camera frames per second')
     parser.add_argument('--device', default='cpu', help='the node\'s device (cpu, cuda)')
     parser.add_argument('--no-docs', action='store_true',

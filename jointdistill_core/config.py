@@ -33,6 +33,7 @@ _Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str):
+    """YAML text to Python values (safe loading; 1e-3 reads as a float)."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
@@ -95,6 +96,7 @@ def subset_of(choices: tuple[str, ...]) -> Callable[[list[str]], None]:
 
 
 def load_yaml_mapping(path: str | Path) -> dict:
+    """The top-level mapping of a YAML file ({} for an empty file); ConfigError otherwise."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f'config file not found: {path}')
@@ -158,6 +160,7 @@ def from_dict(cls: type[T], data: Any, source: str = '<config>', path: str = '')
 
 
 def load_config(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
+    """Dataclass `cls` from a YAML file with `key=value` overrides applied."""
     mapping = apply_overrides(load_yaml_mapping(path), overrides or [])
     return from_dict(cls, mapping, source=str(path))
 

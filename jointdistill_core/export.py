@@ -6,9 +6,10 @@ float RGB in [0, 1] (normalisation is inside), with outputs in this order, as pr
               camera's; metres = depth * f / canonical_focal_px, f the focal length in pixels
               of the exported input size, see jointdistill_core.canonical)
   seg_logits  (1, C, H, W)
-A JSON sidecar PATH.json (read by `Predictor.from_exported`) records the input size, class
-count, max depth, canonical focal length, output names and the source checkpoint. Both files are written to
-temporary names and renamed into place; an existing output is only replaced with force.
+A JSON sidecar PATH.json (`ExportSidecar`, read by `Predictor.from_exported`) records the
+input size, class count, max depth, canonical focal length, output names and the source
+checkpoint. Both files are written to temporary names and renamed into place; an existing
+output is only replaced with force.
 """
 from __future__ import annotations
 

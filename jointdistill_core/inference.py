@@ -43,7 +43,7 @@ from jointdistill_core.canonical import focal_length_px
 from jointdistill_core.checkpoint import load_checkpoint
 from jointdistill_core.device import DeviceUnavailableError, resolve_device
 from jointdistill_core.export import ExportSidecar, serialize_model
-from jointdistill_core.geometry import DEFAULT_HFOV_DEG, default_intrinsics, scale_intrinsics
+from jointdistill_core.geometry import default_intrinsics, scale_intrinsics
 from jointdistill_core.models.blocks import fuse_conv_bn
 
 PRECISIONS = ('auto', 'fp32', 'fp16')

@@ -142,7 +142,8 @@ class DepthAccumulator:
         return {
             'abs_err': _ratio(self.sum_abs, self.finite_pixels),
             'abs_rel': _ratio(self.sum_rel, self.finite_pixels),
-            'rmse': math.sqrt(self.sum_squared / self.finite_pixels) if self.finite_pixels else math.nan,
+            'rmse': (math.sqrt(self.sum_squared / self.finite_pixels) if self.finite_pixels
+                     else math.nan),
             'delta1': _ratio(self.within[0], self.valid_pixels),
             'delta2': _ratio(self.within[1], self.valid_pixels),
             'delta3': _ratio(self.within[2], self.valid_pixels),
@@ -169,7 +170,7 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray) -> dict:
 
 
 def delta_m(metrics: dict, baseline: dict, higher_is_better: dict[str, bool]) -> float:
-    """Mean relative difference to a baseline, in percent (Maninis et al. 2019):
+    """Mean relative difference to a baseline, in percent (Maninis et al. 2019).
 
         delta_m = (1/K) * sum_k (-1)^{s_k} * (M_k - B_k) / B_k * 100
 
@@ -183,7 +184,8 @@ def delta_m(metrics: dict, baseline: dict, higher_is_better: dict[str, bool]) ->
     terms = []
     for key, higher in higher_is_better.items():
         if key not in metrics or key not in baseline:
-            raise ValueError(f'metric {key!r} is missing from the {"metrics" if key not in metrics else "baseline"}')
+            missing_from = 'metrics' if key not in metrics else 'baseline'
+            raise ValueError(f'metric {key!r} is missing from the {missing_from}')
         value, reference = float(metrics[key]), float(baseline[key])
         if not (math.isfinite(value) and math.isfinite(reference)) or reference == 0:
             raise ValueError(f'metric {key!r}: need finite values and a non-zero baseline, got '

@@ -81,8 +81,9 @@ def overlay_labels(image: np.ndarray, labels: np.ndarray, num_classes: int = DEF
     return blended
 
 
-def contact_sheet(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: int = DEFAULT_NUM_CLASSES,
-                  gap: int = 4, max_depth: float | None = None) -> np.ndarray:
+def contact_sheet(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  num_classes: int = DEFAULT_NUM_CLASSES, gap: int = 4,
+                  max_depth: float | None = None) -> np.ndarray:
     """One row per frame: image | depth colour map | label colours, on a white background.
 
     frames: (image (H, W, 3) uint8 RGB, depth (H, W) metres, labels (H, W) ids) per row, all

@@ -24,15 +24,19 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from tqdm import tqdm
 
-from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.bags import codec
 from jointdistill_core.bags.evaluation import FrameOutputs, check_report_dir, evaluate_outputs
 from jointdistill_core.bags.layout import IMAGE_TYPE, BagError, CameraTopics, OutputTopics
 from jointdistill_core.bags.reader import RawMessage, bag_topics, camera_topics_present
 from jointdistill_core.bags.writer import BagWriter, check_output_dir
+from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_ros.bag_player import BagPlayer
 from jointdistill_ros.node_process import (
-    NODE_NAME, NodeProcess, fastdds_profile_path, node_environment)
+    NODE_NAME,
+    NodeProcess,
+    fastdds_profile_path,
+    node_environment,
+)
 
 # The shared 2-core test machines load torch slowly; a start-up beyond this is a failure.
 NODE_START_TIMEOUT_S = 180.0

@@ -43,6 +43,7 @@ def message_class(msgtype: str) -> type:
 
 @dataclass
 class PlayStats:
+    """Messages published per topic, passes over the bag and wall time (s) of a play."""
     published: dict[str, int] = field(default_factory=dict)
     loops: int = 0
     wall_s: float = 0.0

@@ -46,6 +46,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def add_play(verbs: argparse._SubParsersAction) -> None:
+    """Add the `play` verb to `bag`."""
     play = verbs.add_parser('play', help='publish a bag in rclpy with original stamps and timing')
     play.add_argument('bag', type=Path)
     play.add_argument('--rate', type=positive_float, default=1.0, help='speed factor')
@@ -59,13 +60,15 @@ def add_play(verbs: argparse._SubParsersAction) -> None:
 
 
 def add_demo(commands: argparse._SubParsersAction) -> None:
+    """Add the `demo` subcommand."""
     parser = commands.add_parser(
         'demo', help='end to end: synthetic bag -> perception node -> live evaluation report',
         description=DEMO_DESCRIPTION)
     parser.add_argument('--out', type=Path, default=Path('runs/demo'),
                         help='output directory: bag/ and the report (default runs/demo)')
     parser.add_argument('--frames', type=positive_int, default=150, help='frames in the bag')
-    parser.add_argument('--size', type=size_argument(minimum=8), default=(480, 640), help='HxW pixels (480x640)')
+    parser.add_argument('--size', type=size_argument(minimum=8), default=(480, 640),
+                        help='HxW pixels (480x640)')
     parser.add_argument('--rate', type=positive_float, default=15.0, help='camera rate in Hz')
     parser.add_argument('--model', type=Path, default=None,
                         help='checkpoint for the node (default: the shipped student)')
@@ -74,6 +77,7 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The full `jointdistill` parser: the core's plus the subcommands that run ROS."""
     parser = core_cli.build_parser()
     commands = subcommands(parser)
     bag_verbs = subcommands(commands.choices['bag'])
@@ -84,4 +88,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of `jointdistill`."""
     return core_cli.main(argv, build_parser())

@@ -69,7 +69,8 @@ class NodeProcess:
         self.log_path = log_path or Path(tempfile.gettempdir()) / \
             f'perception_node_{os.getpid()}_{time.monotonic_ns()}.log'
         self._log_file = open(self.log_path, 'w')
-        self.process = subprocess.Popen(arguments, env=env if env is not None else node_environment(),
+        self.process = subprocess.Popen(arguments,
+                                        env=env if env is not None else node_environment(),
                                         stdout=self._log_file, stderr=subprocess.STDOUT)
 
     @property

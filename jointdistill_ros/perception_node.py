@@ -33,16 +33,24 @@ from std_msgs.msg import Float32
 
 from jointdistill_core.classes import SKY
 from jointdistill_core.geometry import backproject, default_intrinsics, scale_intrinsics
-from jointdistill_core.visualize import colorize_depth, colorize_labels, overlay_labels
 from jointdistill_core.openmp import passive_openmp_waiting
+from jointdistill_core.visualize import colorize_depth, colorize_labels, overlay_labels
 from jointdistill_ros.diagnostics import FrameStats, build_diagnostic_array
 from jointdistill_ros.image_codec import (
-    ImageCodecError, check_colour_image, numpy_to_imgmsg, to_rgb8)
+    ImageCodecError,
+    check_colour_image,
+    numpy_to_imgmsg,
+    to_rgb8,
+)
 from jointdistill_ros.pointcloud import make_pointcloud2
-from jointdistill_ros.share import shipped_file
 from jointdistill_ros.qos import (
-    QOS_PROFILES, publisher_event_callbacks, publisher_qos, qos_from_parameters,
-    subscription_event_callbacks)
+    QOS_PROFILES,
+    publisher_event_callbacks,
+    publisher_qos,
+    qos_from_parameters,
+    subscription_event_callbacks,
+)
+from jointdistill_ros.share import shipped_file
 
 NODE_NAME = 'jointdistill_perception'
 SHIPPED_MODEL = 'jointdistill_student.safetensors'

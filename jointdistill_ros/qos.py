@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Callable
 
 from rclpy.event_handler import (
-    PublisherEventCallbacks, QoSOfferedIncompatibleQoSInfo, QoSRequestedIncompatibleQoSInfo,
-    SubscriptionEventCallbacks)
-from rclpy.qos import (
-    HistoryPolicy, QoSPolicyKind, QoSPresetProfiles, QoSProfile, ReliabilityPolicy)
+    PublisherEventCallbacks,
+    QoSOfferedIncompatibleQoSInfo,
+    QoSRequestedIncompatibleQoSInfo,
+    SubscriptionEventCallbacks,
+)
+from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSPresetProfiles, QoSProfile, ReliabilityPolicy
 
 QOS_PROFILES: tuple[str, ...] = ('SENSOR_DATA', 'DEFAULT', 'SYSTEM_DEFAULT')
 RELIABILITIES: dict[str, ReliabilityPolicy] = {

@@ -165,13 +165,14 @@ class LifecycleClient:
 def set_parameter(test_node: TestNode, node_name: str, name: str, value: Any,
                   timeout_s: float = 30.0) -> bool:
     """Set one parameter of another node through its ~/set_parameters service."""
-    from rclpy.parameter import Parameter
     from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
 
     client = test_node.node.create_client(SetParameters, f'{node_name}/set_parameters')
     try:
         test_node.spin_until(client.service_is_ready, timeout_s, f'{node_name}/set_parameters')
-        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        request = SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg()])
         future = client.call_async(request)
         test_node.spin_until(future.done, timeout_s, f'setting {name}')
         return future.result().results[0].successful
@@ -204,9 +205,9 @@ class DiagnosticsWatcher:
 def rgb_image_message(rgb: np.ndarray, stamp_ns: int, frame_id: str) -> Image:
     """An rgb8 Image of an (H, W, 3) uint8 array with the given stamp (nanoseconds)."""
     from builtin_interfaces.msg import Time
+    from std_msgs.msg import Header
 
     from jointdistill_ros.image_codec import numpy_to_imgmsg
-    from std_msgs.msg import Header
 
     header = Header(stamp=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
                     frame_id=frame_id)

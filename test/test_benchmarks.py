@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from benchmarks import run
-from conftest import REPO_ROOT
 from benchmarks.bench_models import load_network
 from benchmarks.bench_training import benchmark_training, render_training_markdown
+from conftest import REPO_ROOT
 from jointdistill_core.models.profile import count_flops
 
 torch.set_num_threads(1)

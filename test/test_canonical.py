@@ -6,8 +6,7 @@ import pytest
 import torch
 import yaml
 
-from jointdistill_core.canonical import (canonical_targets, metric_from_canonical,
-                                         metric_predictions)
+from jointdistill_core.canonical import canonical_targets, metric_from_canonical, metric_predictions
 from jointdistill_core.data.augment import RandomScaleCrop
 from jointdistill_core.data.sample import make_sample
 from jointdistill_core.geometry import default_intrinsics
@@ -73,10 +72,9 @@ def test_validation_reports_metres_for_a_canonical_network():
 
 
 def test_a_depth_teacher_with_another_camera_convention_is_refused(tmp_path):
-    from test_trainer import TINY_STUDENT, save_tiny_teachers
-
     from jointdistill_core.config import ConfigError
     from jointdistill_core.training import load_train_config, train
+    from test_trainer import TINY_STUDENT, save_tiny_teachers
     teachers = save_tiny_teachers(tmp_path)  # metric-depth teachers (no canonical camera)
     config = {'task': 'multi', 'method': {'name': 'static_kd'}, 'teachers': teachers,
               'model': {'arch': 'student',
@@ -93,9 +91,8 @@ def test_a_depth_teacher_with_another_camera_convention_is_refused(tmp_path):
 def test_a_canonical_student_trains_on_canonical_targets(tmp_path):
     """The first logged depth loss of a canonical student equals the loss computed by hand on
     the converted ground truth of the same first batch."""
-    from test_trainer import TINY_STUDENT
-
     from jointdistill_core.training import load_train_config, train
+    from test_trainer import TINY_STUDENT
     kwargs = {**TINY_STUDENT['kwargs'], 'canonical_focal_px': 50.0}
     config = {'task': 'multi', 'method': {'name': 'mtl', 'params': {'depth_loss': 'log_l1'}},
               'model': {'arch': 'student', 'kwargs': kwargs},

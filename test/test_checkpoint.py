@@ -11,8 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from jointdistill_core.checkpoint import (CheckpointError, atomic_save_tensors,
-                                          atomic_write_bytes, load_checkpoint, save_checkpoint)
+from jointdistill_core.checkpoint import (
+    CheckpointError,
+    atomic_save_tensors,
+    atomic_write_bytes,
+    load_checkpoint,
+    save_checkpoint,
+)
 from jointdistill_core.models import DepthTeacher, JointStudent, SegTeacher
 
 torch.set_num_threads(1)

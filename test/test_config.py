@@ -88,9 +88,11 @@ class Ruled:
     ({'rate': 0}, r'rate: must be in \(0, 1\], got 0'),
     ({'rate': 1.5}, r'rate: must be in \(0, 1\], got 1\.5'),
     ({'frames': 0}, r'frames: must be >= 1, got 0'),
-    ({'layers': ['a', 'c']}, r"layers: must be a non-empty subset of \['a', 'b'\], got \['a', 'c'\]"),
+    ({'layers': ['a', 'c']},
+     r"layers: must be a non-empty subset of \['a', 'b'\], got \['a', 'c'\]"),
     ({'layers': []}, r'layers: must be a non-empty subset'),
-    ({'speed': 3}, r"unknown key\(s\) speed \(= 3\); the top level accepts: frames, layers, part, rate"),
+    ({'speed': 3},
+     r"unknown key\(s\) speed \(= 3\); the top level accepts: frames, layers, part, rate"),
 ])
 def test_errors_name_the_key_path_the_value_and_what_is_accepted(data, message):
     with pytest.raises(ConfigError, match=r'^rules\.yaml: ' + message):
@@ -120,7 +122,8 @@ def test_a_bad_key_inside_an_optional_train_section_is_named():
     ('optim.eps=0', r'optim\.eps: must be > 0, got 0\.0'),
     ('optim.adaptor_lr=-1', r'optim\.adaptor_lr: must be >= 0, got -1\.0'),
     ('schedule.min_factor=2', r'schedule\.min_factor: must be in \[0, 1\], got 2\.0'),
-    ('data.size=128by256', r"data\.size: size must be HxW in pixels \(e\.g\. 128x256\), got '128by256'"),
+    ('data.size=128by256',
+     r"data\.size: size must be HxW in pixels \(e\.g\. 128x256\), got '128by256'"),
     ('device=tpu', r"device: device must be 'auto', 'cpu' or 'cuda\[:N\]', got 'tpu'"),
     ('teachers.depth.external=maybe', r"teachers\.depth\.external: expected true/false, "
                                       r"got 'maybe'"),

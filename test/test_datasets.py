@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from jointdistill_core.data.augment import (RandomHorizontalFlip, RandomScaleCrop,
-                                            resize_sample)
+from jointdistill_core.data.augment import RandomHorizontalFlip, RandomScaleCrop, resize_sample
 from jointdistill_core.data.folder import FolderDataset
 from jointdistill_core.data.mtan import CityscapesDisparity, DatasetError, MtanDataset
 from jointdistill_core.data.registry import build_dataset, parse_spec
@@ -141,7 +140,8 @@ def test_mismatched_counts_name_the_folder(tmp_path):
 def test_mismatched_names_name_the_folder(tmp_path):
     split_dir = write_split(tmp_path, 'train', 3)
     (split_dir / 'label' / '2.npy').rename(split_dir / 'label' / '7.npy')
-    with pytest.raises(DatasetError, match=rf"{split_dir / 'label'} does not match.*\['2'\].*\['7'\]"):
+    label_dir = split_dir / 'label'
+    with pytest.raises(DatasetError, match=rf"{label_dir} does not match.*\['2'\].*\['7'\]"):
         MtanDataset(tmp_path, 'train', 'nyuv2')
 
 
@@ -251,7 +251,8 @@ def test_folder_errors_name_the_file(tmp_path):
 
     root = write_folder(tmp_path / 'eight_bit_depth')
     cv2.imwrite(str(root / 'depth' / 'a.png'), np.full((H, W), 3, np.uint8))
-    with pytest.raises(DatasetError, match=rf'{root / "depth" / "a.png"}: depth PNG must be .*16-bit'):
+    depth_png = root / 'depth' / 'a.png'
+    with pytest.raises(DatasetError, match=rf'{depth_png}: depth PNG must be .*16-bit'):
         FolderDataset(root)[0]
 
     root = write_folder(tmp_path / 'corrupt')

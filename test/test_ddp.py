@@ -25,8 +25,7 @@ from jointdistill_core.models.factory import build_model
 from jointdistill_core.training import load_train_config, train
 from jointdistill_core.training.ddp import CrossProcessBatchNorm2d, synchronize_batch_norm
 from jointdistill_core.training.state import load_state
-from test_trainer import (nyuv2_like, on_disk_data, save_tiny_teachers, tiny_config,
-                          write_nyuv2_like)
+from test_trainer import nyuv2_like, on_disk_data, save_tiny_teachers, tiny_config, write_nyuv2_like
 
 __all__ = ['nyuv2_like']  # the fixture, imported so pytest finds it here
 

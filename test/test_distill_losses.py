@@ -6,13 +6,25 @@ import math
 import pytest
 import torch
 
-from jointdistill_core.distill.losses import (align_scale_shift, aligned_depth, attention_map,
-                                              depth_in_kind, group_labels, kl_with_temperature,
-                                              masked_cross_entropy, masked_l1,
-                                              normalized_feature_distance, resize_to,
-                                              scale_invariant_log_loss, seeded_init, ssi_label_loss,
-                                              ssi_loss, task_loss_terms, teacher_depth_loss,
-                                              teacher_hard_labels)
+from jointdistill_core.distill.losses import (
+    align_scale_shift,
+    aligned_depth,
+    attention_map,
+    depth_in_kind,
+    group_labels,
+    kl_with_temperature,
+    masked_cross_entropy,
+    masked_l1,
+    normalized_feature_distance,
+    resize_to,
+    scale_invariant_log_loss,
+    seeded_init,
+    ssi_label_loss,
+    ssi_loss,
+    task_loss_terms,
+    teacher_depth_loss,
+    teacher_hard_labels,
+)
 from jointdistill_core.models.outputs import ModelOutput
 
 LN2, LN3 = math.log(2.0), math.log(3.0)

@@ -25,8 +25,14 @@ from sensor_msgs.msg import Image
 
 from conftest import REPO_ROOT
 from node_helpers import (
-    LifecycleClient, NodeProcess, TestNode, pattern_image, rgb_image_message, save_tiny_student,
-    set_parameter)
+    LifecycleClient,
+    NodeProcess,
+    TestNode,
+    pattern_image,
+    rgb_image_message,
+    save_tiny_student,
+    set_parameter,
+)
 from test_trainer import nyuv2_like, on_disk_data, read_csv, tiny_config
 
 __all__ = ['nyuv2_like']  # the fixture, imported so pytest finds it here

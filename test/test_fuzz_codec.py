@@ -20,7 +20,12 @@ from std_msgs.msg import Header
 
 from jointdistill_core.geometry import default_intrinsics
 from jointdistill_ros.image_codec import (
-    ImageCodecError, check_colour_image, compressed_to_rgb, imgmsg_to_numpy, to_rgb8)
+    ImageCodecError,
+    check_colour_image,
+    compressed_to_rgb,
+    imgmsg_to_numpy,
+    to_rgb8,
+)
 from jointdistill_ros.perception_node import output_camera_info
 
 # Bytes per pixel of each encoding as sensor_msgs/image_encodings defines them.

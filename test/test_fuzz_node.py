@@ -27,8 +27,13 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
 from node_helpers import (
-    DiagnosticsWatcher, NodeProcess, TestNode, pattern_image, rgb_image_message,
-    save_tiny_student)
+    DiagnosticsWatcher,
+    NodeProcess,
+    TestNode,
+    pattern_image,
+    rgb_image_message,
+    save_tiny_student,
+)
 
 SEED = 20261121
 BAD_IMAGES = 10_000

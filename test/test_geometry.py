@@ -7,8 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from jointdistill_core.geometry import (backproject, default_intrinsics, parse_size,
-                                       scale_intrinsics)
+from jointdistill_core.geometry import backproject, default_intrinsics, parse_size, scale_intrinsics
 
 K = np.array([[100.0, 0.0, 2.0],
               [0.0, 50.0, 1.0],

@@ -14,8 +14,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from jointdistill_ros.image_codec import (
-    SUPPORTED_ENCODINGS, ImageCodecError, compressed_to_rgb, imgmsg_to_numpy, numpy_to_imgmsg,
-    to_rgb8)
+    SUPPORTED_ENCODINGS,
+    ImageCodecError,
+    compressed_to_rgb,
+    imgmsg_to_numpy,
+    numpy_to_imgmsg,
+    to_rgb8,
+)
 
 # encoding -> (numpy element type, channels); written out here, not imported.
 PLAIN_ENCODINGS = {

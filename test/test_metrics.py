@@ -9,9 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jointdistill_core.metrics import (METRIC_DIRECTIONS, DepthAccumulator,
-                                       SegmentationAccumulator, delta_m, depth_metrics,
-                                       segmentation_metrics)
+from jointdistill_core.metrics import (
+    METRIC_DIRECTIONS,
+    DepthAccumulator,
+    SegmentationAccumulator,
+    delta_m,
+    depth_metrics,
+    segmentation_metrics,
+)
 
 
 def test_segmentation_hand_worked():

@@ -167,10 +167,9 @@ def test_log_l1_is_the_mean_absolute_log_ratio_over_valid_pixels():
 def test_every_method_trains_on_mixed_data_with_a_label_free_folder(tmp_path, camvid):
     """Synthetic (depth + labels), CamVid (labels only) and an unlabelled image folder."""
     from conftest import REPO_ROOT  # noqa: F401  (the test package's path set-up)
-    from test_trainer import TINY_STUDENT, save_tiny_teachers
-
     from jointdistill_core.distill import METHODS
     from jointdistill_core.training import load_train_config, train
+    from test_trainer import TINY_STUDENT, save_tiny_teachers
     folder = tmp_path / 'robot' / 'rgb'
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)

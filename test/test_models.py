@@ -1,14 +1,24 @@
 """Networks: shapes, bounds, features, size limits, profiling, BN folding, factory.
-(Foreign teachers, files and folders a user brings: test_teachers.py.)"""
+
+Foreign teachers, files and folders a user brings: test_teachers.py.
+"""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
 
-from jointdistill_core.models import (DepthTeacher, JointStudent, ModelSpecError, SegTeacher,
-                                      activation_bytes, build_model, count_flops,
-                                      count_parameters, fuse_conv_bn)
+from jointdistill_core.models import (
+    DepthTeacher,
+    JointStudent,
+    ModelSpecError,
+    SegTeacher,
+    activation_bytes,
+    build_model,
+    count_flops,
+    count_parameters,
+    fuse_conv_bn,
+)
 
 torch.set_num_threads(1)
 

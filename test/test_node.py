@@ -15,10 +15,20 @@ from std_msgs.msg import Float32, Header
 
 from jointdistill_ros.diagnostics import FrameStats, build_diagnostic_array, diagnostic_values
 from jointdistill_ros.perception_node import (
-    PARAMETERS, ConfigureError, depth_for_publishing, output_camera_info, settings_from_values)
+    PARAMETERS,
+    ConfigureError,
+    depth_for_publishing,
+    output_camera_info,
+    settings_from_values,
+)
 from node_helpers import (
-    DiagnosticsWatcher, NodeProcess, TestNode, pattern_image, rgb_image_message,
-    save_tiny_student)
+    DiagnosticsWatcher,
+    NodeProcess,
+    TestNode,
+    pattern_image,
+    rgb_image_message,
+    save_tiny_student,
+)
 
 HEIGHT, WIDTH = 480, 640
 STAMP_NS = 1_700_000_000_123_456_789

@@ -16,10 +16,13 @@ from jointdistill_core.geometry import backproject
 from jointdistill_core.inference import Predictor, _labels_from_logits
 from jointdistill_core.openmp import passive_openmp_waiting
 from jointdistill_ros.perception_node import (
-    PARAMETERS, ConfigureError, resolve_backend, settings_from_values,
-    stride_intrinsics)
-from node_helpers import (
-    NodeProcess, TestNode, pattern_image, rgb_image_message, save_tiny_student)
+    PARAMETERS,
+    ConfigureError,
+    resolve_backend,
+    settings_from_values,
+    stride_intrinsics,
+)
+from node_helpers import NodeProcess, TestNode, pattern_image, rgb_image_message, save_tiny_student
 
 HEIGHT, WIDTH = 96, 128
 

@@ -7,8 +7,14 @@ import pytest
 from sensor_msgs.msg import Image
 
 from node_helpers import (
-    LifecycleClient, NodeProcess, TestNode, pattern_image, rgb_image_message, save_tiny_student,
-    set_parameter)
+    LifecycleClient,
+    NodeProcess,
+    TestNode,
+    pattern_image,
+    rgb_image_message,
+    save_tiny_student,
+    set_parameter,
+)
 
 pytestmark = pytest.mark.ros
 

@@ -8,11 +8,20 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import (
-    DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy)
+    DurabilityPolicy,
+    HistoryPolicy,
+    LivelinessPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
 from std_msgs.msg import String
 
 from jointdistill_ros.qos import (
-    publisher_event_callbacks, publisher_qos, qos_from_parameters, subscription_event_callbacks)
+    publisher_event_callbacks,
+    publisher_qos,
+    qos_from_parameters,
+    subscription_event_callbacks,
+)
 
 
 @pytest.mark.parametrize('profile, reliability, durability', [

@@ -9,8 +9,14 @@ import torch
 
 from jointdistill_core.cli import main
 from jointdistill_core.training import load_train_config, train
-from jointdistill_core.training.state import (capture_rng, load_state, pack, restore_rng,
-                                              save_state, unpack)
+from jointdistill_core.training.state import (
+    capture_rng,
+    load_state,
+    pack,
+    restore_rng,
+    save_state,
+    unpack,
+)
 from test_trainer import nyuv2_like, on_disk_data, read_csv, save_tiny_teachers, tiny_config
 
 __all__ = ['nyuv2_like']  # the fixture, imported so pytest finds it here

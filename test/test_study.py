@@ -149,7 +149,7 @@ def test_study_on_mtan_fixture_writes_consistent_results_and_skips_finished_runs
             assert row['mean'][key] == pytest.approx(done[name]['test'][key])
         assert row['std']['delta_m'] is None  # one seed: no spread
         assert row['params'] > 0 and row['latency_ms'] > 0
-        assert f'--set seed=0' in row['command'] and f'out={out}/runs/{name}/seed0' in row['command']
+        assert '--set seed=0' in row['command'] and f'out={out}/runs/{name}/seed0' in row['command']
     assert 'teachers.seg.path' in report['variants']['jointdistill']['command']
     assert 'teachers.' not in report['variants']['mtl']['command']  # mtl needs no teacher
     winner = min(report['variants'], key=lambda name: independent_delta_m(

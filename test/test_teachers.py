@@ -20,13 +20,27 @@ from torch import nn
 from jointdistill_core.checkpoint import save_checkpoint
 from jointdistill_core.distill.losses import aligned_depth, ssi_loss, teacher_hard_labels
 from jointdistill_core.models import DepthTeacher, JointStudent, SegTeacher
-from jointdistill_core.teachers import (TEACHER_KINDS, ClassMapError, TeacherError, build_teacher,
-                                        detect_kind, load_class_map, shipped_class_maps)
+from jointdistill_core.teachers import (
+    TEACHER_KINDS,
+    ClassMapError,
+    TeacherError,
+    build_teacher,
+    detect_kind,
+    load_class_map,
+    shipped_class_maps,
+)
 from jointdistill_core.teachers.class_map import MISSING_LOGIT, parse_class_map
 from jointdistill_core.training.config import TeacherConfig
-from teacher_fixtures import (CATEGORY_POSITIONS, IMAGENET_MEAN, IMAGENET_STD, export_onnx,
-                              inverse_depth_onnx, inverse_depth_scale_shift, save_hf_model,
-                              widen_seg_onnx)
+from teacher_fixtures import (
+    CATEGORY_POSITIONS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    export_onnx,
+    inverse_depth_onnx,
+    inverse_depth_scale_shift,
+    save_hf_model,
+    widen_seg_onnx,
+)
 
 LN = math.log
 SEG_FAMILIES = ('segformer', 'upernet', 'dpt_seg', 'mask2former', 'oneformer')

@@ -190,7 +190,8 @@ def test_training_writes_checkpoints_logs_and_the_resolved_config(tmp_path):
 
 def test_teacher_training_seg_only_logs_only_its_task(tmp_path):
     path = tiny_config(tmp_path, task='seg',
-                       model={'arch': 'seg_teacher', 'kwargs': {'width': 8, 'blocks': [1, 1, 1, 1]}},
+                       model={'arch': 'seg_teacher',
+                              'kwargs': {'width': 8, 'blocks': [1, 1, 1, 1]}},
                        steps=2, val_every=2, log_every=1)
     config = load_train_config(path)
     result = train(config, progress=False)
@@ -201,7 +202,8 @@ def test_teacher_training_seg_only_logs_only_its_task(tmp_path):
 
 def test_teacher_task_with_a_network_lacking_that_output_is_refused(tmp_path):
     path = tiny_config(tmp_path, task='depth',
-                       model={'arch': 'seg_teacher', 'kwargs': {'width': 8, 'blocks': [1, 1, 1, 1]}})
+                       model={'arch': 'seg_teacher',
+                              'kwargs': {'width': 8, 'blocks': [1, 1, 1, 1]}})
     with pytest.raises(ConfigError, match='produces no depth'):
         train(load_train_config(path), progress=False)
 

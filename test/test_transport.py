@@ -11,8 +11,12 @@ from sensor_msgs.msg import Image
 
 from conftest import REPO_ROOT
 from node_helpers import (
-    DiagnosticsWatcher, NodeProcess, TestNode, node_environment,
-    save_tiny_student)
+    DiagnosticsWatcher,
+    NodeProcess,
+    TestNode,
+    node_environment,
+    save_tiny_student,
+)
 
 pytestmark = pytest.mark.ros
 CAMERA_SCRIPT = REPO_ROOT / 'test' / 'camera_publisher.py'

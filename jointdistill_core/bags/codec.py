@@ -10,8 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from jointdistill_core.bags.layout import (CAMERA_INFO_TYPE, FRAME_ID, IMAGE_TYPE, TYPESTORE,
-                                           BagError)
+from jointdistill_core.bags.layout import (
+    CAMERA_INFO_TYPE,
+    FRAME_ID,
+    IMAGE_TYPE,
+    TYPESTORE,
+    BagError,
+)
 
 _Image = TYPESTORE.types[IMAGE_TYPE]
 _CameraInfo = TYPESTORE.types[CAMERA_INFO_TYPE]
@@ -29,6 +34,7 @@ _ENCODINGS = {
 
 
 def make_header(stamp_ns: int, frame_id: str = FRAME_ID) -> Any:
+    """A std_msgs/Header with the stamp `stamp_ns` (nanoseconds) and `frame_id`."""
     return _Header(stamp=_Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=frame_id)
 
 
@@ -116,10 +122,12 @@ def camera_matrix(msg: Any) -> np.ndarray:
 
 
 def serialize(msg: Any) -> bytes:
+    """CDR bytes of a rosbags message, as rosbag2 stores them."""
     return bytes(TYPESTORE.serialize_cdr(msg, msg.__msgtype__))
 
 
 def deserialize(raw: bytes | memoryview, msgtype: str) -> Any:
+    """The rosbags message of type `msgtype` from CDR bytes."""
     return TYPESTORE.deserialize_cdr(raw, msgtype)
 
 

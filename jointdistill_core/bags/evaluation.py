@@ -20,8 +20,13 @@ import numpy as np
 from jointdistill_core.bags import codec
 from jointdistill_core.bags.figures import write_latency_figures, write_sample_figure
 from jointdistill_core.bags.layout import IMAGE_TYPE, BagError, CameraTopics, OutputTopics
-from jointdistill_core.bags.reader import (FrameStats, bag_topics, camera_topics_present,
-                                           iter_camera_frames, iter_raw)
+from jointdistill_core.bags.reader import (
+    FrameStats,
+    bag_topics,
+    camera_topics_present,
+    iter_camera_frames,
+    iter_raw,
+)
 from jointdistill_core.classes import CITYSCAPES_7, DEFAULT_NUM_CLASSES
 from jointdistill_core.metrics import DepthAccumulator, SegmentationAccumulator
 
@@ -52,6 +57,7 @@ class FrameOutputs:
 
 
 def check_report_dir(out: str | Path, force: bool) -> Path:
+    """The report folder `out`; BagError when it holds a report and `force` is off."""
     out = Path(out)
     if (out / 'report.json').exists() and not force:
         raise BagError(f'{out} already holds a report; pass --force to replace it')
@@ -77,6 +83,7 @@ def _finite_or_none(value: float | None) -> float | None:
 
 
 def latency_summary(latencies_ms: list[float]) -> dict[str, float | None]:
+    """Mean, p50, p95 and max of latencies (ms); None each for no latencies."""
     if not latencies_ms:
         return {'mean': None, 'p50': None, 'p95': None, 'max': None}
     values = np.asarray(latencies_ms, np.float64)
@@ -143,6 +150,7 @@ class _Scorer:
 
 
 def class_names_for(num_classes: int) -> list[str]:
+    """Cityscapes-7 names for 7 classes, else class_0, class_1, ..."""
     if num_classes == len(CITYSCAPES_7):
         return list(CITYSCAPES_7)
     return [f'class_{index}' for index in range(num_classes)]
@@ -162,7 +170,8 @@ def _decode_outputs(outputs: FrameOutputs, output_topics: OutputTopics
 
 def evaluate_outputs(input_bag: str | Path, outputs: dict[int, FrameOutputs], out: str | Path,
                      topics: CameraTopics = CameraTopics(),
-                     output_topics: OutputTopics = OutputTopics(), num_classes: int = DEFAULT_NUM_CLASSES,
+                     output_topics: OutputTopics = OutputTopics(),
+                     num_classes: int = DEFAULT_NUM_CLASSES,
                      run_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Match `outputs` (stamp -> FrameOutputs, consumed) to the input bag's frames, score them
     and write report.json, report.md and PNG figures into `out`. Returns the report dict."""
@@ -259,7 +268,8 @@ def read_output_bag(path: str | Path, output_topics: OutputTopics = OutputTopics
 
 def run_offline_eval(input_bag: str | Path, outputs_bag: str | Path, out: str | Path,
                      topics: CameraTopics = CameraTopics(),
-                     output_topics: OutputTopics = OutputTopics(), num_classes: int = DEFAULT_NUM_CLASSES,
+                     output_topics: OutputTopics = OutputTopics(),
+                     num_classes: int = DEFAULT_NUM_CLASSES,
                      force: bool = False) -> dict[str, Any]:
     """`jointdistill bag eval --bag IN --outputs OUTBAG`."""
     out = check_report_dir(out, force)
@@ -274,6 +284,7 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 2, unit: str = '
 
 
 def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, formatted value) rows of the summary table of a report."""
     metrics, latency, frames = report['metrics'], report['latency_ms'], report['frames']
     return [
         ('mIoU', _fmt(metrics['miou'], 100, 2, ' %')),
@@ -291,6 +302,7 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def format_summary(report: dict[str, Any]) -> str:
+    """The summary table of a report as aligned plain text."""
     rows = summary_rows(report)
     width = max(len(name) for name, _ in rows)
     value_width = max(len(value) for _, value in rows)
@@ -300,6 +312,7 @@ def format_summary(report: dict[str, Any]) -> str:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown (report.md)."""
     metrics = report['metrics']
     lines = [f"# Bag evaluation ({report.get('mode', 'offline')})", '',
              f"Input bag: `{report['input_bag']}`"]

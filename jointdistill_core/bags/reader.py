@@ -16,6 +16,7 @@ from jointdistill_core.bags.layout import CAMERA_INFO_TYPE, IMAGE_TYPE, BagError
 
 @dataclass(frozen=True)
 class RawMessage:
+    """One message of a bag: topic, type, log time (ns) and CDR bytes."""
     topic: str
     msgtype: str
     log_time_ns: int

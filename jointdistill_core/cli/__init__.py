@@ -32,6 +32,7 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ROS-free `jointdistill` parser with every subcommand of SUBCOMMAND_MODULES."""
     parser = argparse.ArgumentParser(
         prog='jointdistill',
         description='One network for metric depth and semantic segmentation, trained by '

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.bags.layout import STORAGES, BagError, CameraTopics, OutputTopics
+from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.cli import CliError
 from jointdistill_core.cli.arguments import positive_float, positive_int, size_argument, topic_name
 
 
 def add_camera_topic_options(parser: argparse.ArgumentParser) -> None:
+    """The --*-topic options naming the camera topics of a bag."""
     defaults = CameraTopics()
     parser.add_argument('--image-topic', default=defaults.image, type=topic_name,
                         help='input image (rgb8/bgr8/mono8)')
@@ -27,6 +28,7 @@ def add_camera_topic_options(parser: argparse.ArgumentParser) -> None:
 
 
 def camera_topics(args: argparse.Namespace) -> CameraTopics:
+    """CameraTopics from the --*-topic options."""
     return CameraTopics(args.image_topic, args.camera_info_topic, args.depth_gt_topic,
                         args.labels_gt_topic)
 
@@ -105,6 +107,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `bag` and its verbs to the subcommands."""
     bag = subparsers.add_parser('bag', help='make, inspect and evaluate rosbag2 camera bags',
                                 description=__doc__.split('\n')[0])
     verbs = bag.add_subparsers(dest='bag_command', metavar='VERB', required=True)
@@ -112,7 +115,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     make = verbs.add_parser('make', help='synthetic street scenes as a rosbag2 bag')
     make.add_argument('--out', required=True, type=Path, help='bag directory to create')
     make.add_argument('--frames', type=positive_int, default=150)
-    make.add_argument('--size', type=size_argument(minimum=8), default=(480, 640), help='HxW pixels (480x640)')
+    make.add_argument('--size', type=size_argument(minimum=8), default=(480, 640),
+                      help='HxW pixels (480x640)')
     make.add_argument('--rate', type=positive_float, default=15.0, help='frame rate in Hz')
     make.add_argument('--storage', choices=STORAGES, default='mcap')
     make.add_argument('--seed', type=int, default=None,
@@ -128,7 +132,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument('--out', required=True, type=Path)
     convert.add_argument('--rate', type=positive_float, default=15.0, help='frame rate in Hz')
     convert.add_argument('--storage', choices=STORAGES, default='mcap')
-    convert.add_argument('--size', type=size_argument(minimum=8), default=None, help='resize to HxW pixels')
+    convert.add_argument('--size', type=size_argument(minimum=8), default=None,
+                         help='resize to HxW pixels')
     convert.add_argument('--frames', type=positive_int, default=None, help='first N frames only')
     convert.add_argument('--force', action='store_true', help='replace an existing bag')
     add_camera_topic_options(convert)

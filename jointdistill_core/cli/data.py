@@ -89,7 +89,8 @@ def _render_all(folder: Path, split: str, count: int, size: tuple[int, int],
 
 
 def read_frame(folder: Path, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frame `index` of a written split as (image uint8 RGB, depth metres, labels uint8 255 void)."""
+    """Frame `index` of a written split as (image uint8 RGB, depth metres, labels uint8 255
+    void)."""
     image = np.load(folder / 'image' / f'{index}.npy')
     depth = np.load(folder / 'depth' / f'{index}.npy')
     label = np.load(folder / 'label' / f'{index}.npy')
@@ -140,7 +141,8 @@ def _write_summaries(folder: Path, split: str, count: int, size: tuple[int, int]
         'void_fraction': float(histogram[IGNORE_INDEX]) / total,
         'label_void_value': MTAN_VOID,
         'depth': 'metres along the optical axis, 0 = invalid (sky)',
-        'contact_sheet': {'frames': len(rows), 'depth_colour_range_m': [0, CONTACT_SHEET_MAX_DEPTH_M]},
+        'contact_sheet': {'frames': len(rows),
+                          'depth_colour_range_m': [0, CONTACT_SHEET_MAX_DEPTH_M]},
     }
     (folder / 'meta.json').write_text(json.dumps(meta, indent=2) + '\n')
     write_class_frequency_chart(frequencies, folder / 'class_frequencies.png',
@@ -156,24 +158,28 @@ def _synth(args: argparse.Namespace) -> int:
         meta = _write_summaries(folder, args.split, args.num, args.size, histogram)
     except OSError as error:
         raise CliError(f'{error.filename or folder}: {error.strerror or error}') from None
-    shares = ', '.join(f'{name} {100 * share:.1f}%' for name, share in meta['class_frequencies'].items())
+    shares = ', '.join(f'{name} {100 * share:.1f}%'
+                       for name, share in meta['class_frequencies'].items())
     print(f'wrote {args.num} frames of {args.size[0]}x{args.size[1]} to {folder} '
           f'(seeds {meta["seeds"]["first"]}..{meta["seeds"]["last"]}); pixels: {shares}')
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `data` and its verbs to the subcommands."""
     parser = subparsers.add_parser('data', help='data sets on disk',
                                    description='Data sets on disk. Verbs below.')
     verbs = parser.add_subparsers(dest='verb', metavar='VERB', required=True)
     synth = verbs.add_parser(
         'synth', help='render synthetic street scenes into the mtan .npy layout',
         description=__doc__.split('\n\n')[1].replace('\n', ' '))
-    synth.add_argument('--out', required=True, type=Path, help='data set root; frames go to OUT/SPLIT/')
+    synth.add_argument('--out', required=True, type=Path,
+                       help='data set root; frames go to OUT/SPLIT/')
     synth.add_argument('--split', required=True, choices=sorted(SPLIT_SEED_START),
                        help='seed range: train from 0, val from 1000000, test from 2000000')
     synth.add_argument('--num', required=True, type=_positive_int, help='number of frames')
-    synth.add_argument('--size', required=True, type=size_argument(minimum=MIN_SIZE), help='HxW pixels, e.g. 128x256')
+    synth.add_argument('--size', required=True, type=size_argument(minimum=MIN_SIZE),
+                       help='HxW pixels, e.g. 128x256')
     synth.add_argument('--workers', type=_positive_int, default=1,
                        help='rendering processes (default 1); the output does not depend on it')
     synth.add_argument('--force', action='store_true',

@@ -34,6 +34,7 @@ def _size_option(text: str | None, option: str, multiple: int = 1) -> tuple[int,
 
 
 def register(subparsers) -> None:
+    """Add `evaluate` to the subcommands."""
     parser = subparsers.add_parser(
         'evaluate', help='metrics of a checkpoint on a dataset split (JSON, Markdown, PNG)',
         description='Evaluate a checkpoint (X.safetensors + X.json) on a dataset split. Prints '
@@ -66,6 +67,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The `evaluate` command; CliError names a bad argument or file."""
     import torch
 
     from jointdistill_core.checkpoint import load_checkpoint

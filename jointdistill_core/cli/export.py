@@ -10,6 +10,7 @@ from jointdistill_core.export import FORMATS, ExportError, export_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `export` to the subcommands."""
     parser = subparsers.add_parser(
         'export', help='export a checkpoint to ONNX or TorchScript',
         description='Export a checkpoint (BatchNorm folded) to ONNX (opset 17) or TorchScript '
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The `export` command; CliError names a bad argument or file."""
     try:
         model, config = load_checkpoint(args.checkpoint)
     except CheckpointError as error:

@@ -10,6 +10,7 @@ from jointdistill_core.cli import CliError
 
 
 def register(subparsers) -> None:
+    """Add `study` to the subcommands."""
     parser = subparsers.add_parser(
         'study', help='compare every distillation method over seeds and write a results page',
         description='Train the teachers once, then every variant of the study config for '
@@ -69,9 +70,15 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The `study` command; CliError names a bad argument or file."""
     from jointdistill_core.config import ConfigError
-    from jointdistill_core.study import (StudyError, collect_finished, load_study_config,
-                                         run_study, select_variants)
+    from jointdistill_core.study import (
+        StudyError,
+        collect_finished,
+        load_study_config,
+        run_study,
+        select_variants,
+    )
     from jointdistill_core.study.report import build_report
     from jointdistill_core.study.results import write_results
     progress = not args.no_progress

@@ -14,32 +14,36 @@ from pathlib import Path
 
 import numpy as np
 
+from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.cli import CliError
-from jointdistill_core.cli.export import parse_size
+from jointdistill_core.cli.arguments import size_argument
+from jointdistill_core.tasks import TASKS
 
+OPTION_EXAMPLES = {'seg': 'class_map=ade20k_to_7', 'depth': 'depth_kind=relative_inverse'}
 FEATURE_METHODS = 'static_kd, jointdistill with fusion and amalgamation with lambda_feat > 0'
 PREDICTION_METHODS = ('mtl, xdistill, jointdistill with fusion: false and amalgamation with '
                       'lambda_feat: 0')
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `teacher` to the subcommands."""
     parser = subparsers.add_parser(
         'teacher', help='check teachers (transformers, ONNX, TorchScript, checkpoints) before '
                         'distilling',
         description='Load a segmentation and/or a depth teacher through the adapters that '
                     'training uses and report what the student would get from them; with '
                     '--image, draw their predictions.')
-    for task in ('seg', 'depth'):
+    for task in TASKS:
         parser.add_argument(f'--{task}', metavar='PATH',
                             help=f'the {task} teacher: a transformers folder, an .onnx or '
                                  'TorchScript file, or a checkpoint X.safetensors')
         parser.add_argument(f'--{task}-opt', action='append', default=[], metavar='KEY=VALUE',
                             help=f'a {task} teacher option (repeatable), as in a training '
-                                 "config's teachers."
-                                 f"{task} (e.g. {'class_map=ade20k_to_7' if task == 'seg' else 'depth_kind=relative_inverse'})")
-    parser.add_argument('--classes', type=int, default=7,
-                        help="the student's class count (default 7, Cityscapes' categories)")
-    parser.add_argument('--size', type=parse_size, default=(128, 256),
+                                 f"config's teachers.{task} (e.g. {OPTION_EXAMPLES[task]})")
+    parser.add_argument('--classes', type=int, default=DEFAULT_NUM_CLASSES,
+                        help="the student's class count (default: Cityscapes' "
+                             f'{DEFAULT_NUM_CLASSES} categories)')
+    parser.add_argument('--size', type=size_argument(), default=(128, 256),
                         help='HxW the student trains at (default 128x256)')
     parser.add_argument('--image', action='append', default=[], metavar='FILE',
                         help='an image to run the teachers on (repeatable); needs --out')
@@ -69,6 +73,7 @@ def teacher_config(path: str, options: list[str], task: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    """The `teacher` command; CliError names a bad teacher, option or image."""
     import torch
 
     from jointdistill_core.teachers import TeacherError, build_teacher
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(255.0)
     batch = batch.to(args.device)
     outputs = {}
-    for task in ('seg', 'depth'):
+    for task in TASKS:
         path = getattr(args, task)
         if not path:
             continue

@@ -12,6 +12,7 @@ from jointdistill_core.cli import CliError
 
 
 def register(subparsers) -> None:
+    """Add `train` to the subcommands."""
     parser = subparsers.add_parser(
         'train', help='train a teacher or the student (a distillation method) from a config',
         description='Train from a YAML config (config/train/*.yaml). Writes last/best '
@@ -35,6 +36,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The `train` command; CliError names a bad config key, file or run state."""
     from jointdistill_core.config import ConfigError
     from jointdistill_core.training import TrainingError, load_train_config, train
     overrides = list(args.overrides) + ([f'out={args.out}'] if args.out else [])

@@ -21,8 +21,8 @@ from jointdistill_core.data.sample import DEPTH, IMAGE, INTRINSICS, LABELS, Samp
 from jointdistill_core.geometry import scale_intrinsics
 
 
-
-def _scaled_K(K: torch.Tensor, from_size: tuple[int, int], to_size: tuple[int, int]) -> torch.Tensor:
+def _scaled_K(K: torch.Tensor, from_size: tuple[int, int],
+              to_size: tuple[int, int]) -> torch.Tensor:
     """K (3, 3) tensor for the image resized from from_size to to_size (H, W), half-pixel map."""
     scaled = scale_intrinsics(K.double().numpy(), from_size, to_size)
     return torch.as_tensor(scaled, dtype=K.dtype)

@@ -20,11 +20,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
-from jointdistill_core.classes import (CONSTRUCTION, DEFAULT_NUM_CLASSES, FLAT, HUMAN, NATURE,
-                                       OBJECT, SKY, VEHICLE)
+from jointdistill_core.classes import (
+    CONSTRUCTION,
+    DEFAULT_NUM_CLASSES,
+    FLAT,
+    HUMAN,
+    NATURE,
+    OBJECT,
+    SKY,
+    VEHICLE,
+)
 from jointdistill_core.data.folder import IMAGE_SUFFIXES, files_by_stem, read_png, read_rgb
 from jointdistill_core.data.mtan import DatasetError, check_same_stems, check_shape
 from jointdistill_core.data.sample import IGNORE_INDEX, Sample, make_sample

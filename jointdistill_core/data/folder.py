@@ -17,11 +17,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
-from jointdistill_core.data.mtan import (DatasetError, check_same_stems, check_shape,
-                                         depth_array, load_npy)
+from jointdistill_core.data.mtan import (
+    DatasetError,
+    check_same_stems,
+    check_shape,
+    depth_array,
+    load_npy,
+)
 from jointdistill_core.data.sample import IGNORE_INDEX, Sample, make_sample
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
@@ -42,6 +46,7 @@ def files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
 
 
 def read_png(path: Path) -> np.ndarray:
+    """The pixels of an image file as stored (any depth); DatasetError if unreadable."""
     array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if array is None:
         raise DatasetError(f'{path}: unreadable image file')
@@ -133,7 +138,8 @@ class FolderDataset(Dataset):
         shared_K = self.root / 'K.txt'
         self.shared_K = read_intrinsics(shared_K) if shared_K.is_file() else None
         if self.shared_K is not None and self.per_image_K is not None:
-            raise DatasetError(f'{self.root}: give intrinsics either as K.txt or as K/*.npy, not both')
+            raise DatasetError(f'{self.root}: give intrinsics either as K.txt or as K/*.npy, '
+                               'not both')
 
     def _optional_folder(self, name: str, suffixes: tuple[str, ...]) -> dict[str, Path] | None:
         folder = self.root / name

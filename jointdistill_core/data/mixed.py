@@ -13,7 +13,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from jointdistill_core.data.mtan import DatasetError

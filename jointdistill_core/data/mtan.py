@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from jointdistill_core.classes import DEFAULT_NUM_CLASSES
@@ -110,7 +109,8 @@ def image_to_hwc(array: np.ndarray, path: Path) -> np.ndarray:
     if array.dtype == np.uint8:
         return array
     if not np.issubdtype(array.dtype, np.floating):
-        raise DatasetError(f'{path}: image dtype must be float in [0, 1] or uint8, got {array.dtype}')
+        raise DatasetError(f'{path}: image dtype must be float in [0, 1] or uint8, '
+                           f'got {array.dtype}')
     low, high = float(np.min(array)), float(np.max(array))
     if not (low >= -1e-3 and high <= 1.0 + 1e-3):
         raise DatasetError(f'{path}: float image values must lie in [0, 1], found '
@@ -148,12 +148,14 @@ def labels_to_ids(array: np.ndarray, num_classes: int, path: Path,
 
 
 def depth_array(array: np.ndarray, path: Path) -> np.ndarray:
+    """A float depth array (H, W); DatasetError naming `path` otherwise."""
     if not np.issubdtype(array.dtype, np.floating):
         raise DatasetError(f'{path}: depth must be a float array, got {array.dtype}')
     return squeeze_channel(array, path, 'depth')
 
 
 def check_shape(expected: tuple[int, int], array: np.ndarray, path: Path, what: str) -> None:
+    """DatasetError unless `array` is `expected` (H, W) pixels, naming `path` and `what`."""
     if array.shape[:2] != expected:
         raise DatasetError(f'{path}: {what} is {array.shape[0]}x{array.shape[1]} but the image '
                            f'is {expected[0]}x{expected[1]}')
@@ -202,7 +204,8 @@ class MtanDataset(Dataset):
                 raise DatasetError(f'Cityscapes num_classes must be 7 or 19, got {num_classes}')
             return chosen
         if num_classes is not None and num_classes != NUM_CLASSES[kind]:
-            raise DatasetError(f'{kind} has {NUM_CLASSES[kind]} classes, got num_classes={num_classes}')
+            raise DatasetError(f'{kind} has {NUM_CLASSES[kind]} classes, '
+                               f'got num_classes={num_classes}')
         return NUM_CLASSES[kind]
 
     def __len__(self) -> int:
@@ -230,5 +233,6 @@ class MtanDataset(Dataset):
             K_path = self.path('K', index)
             K = load_npy(K_path)
             if K.shape != (3, 3) or not np.issubdtype(K.dtype, np.floating):
-                raise DatasetError(f'{K_path}: K must be a (3, 3) float array, got {K.shape} {K.dtype}')
+                raise DatasetError(f'{K_path}: K must be a (3, 3) float array, '
+                                   f'got {K.shape} {K.dtype}')
         return make_sample(image, depth, labels, K)

@@ -29,8 +29,12 @@ import torch
 from torch.utils.data import Dataset
 
 from jointdistill_core.classes import DEFAULT_NUM_CLASSES
-from jointdistill_core.data.augment import (Compose, RandomHorizontalFlip, RandomScaleCrop,
-                                            resize_sample)
+from jointdistill_core.data.augment import (
+    Compose,
+    RandomHorizontalFlip,
+    RandomScaleCrop,
+    resize_sample,
+)
 from jointdistill_core.data.camvid import CamVidDataset
 from jointdistill_core.data.folder import FolderDataset, read_class_names
 from jointdistill_core.data.mixed import PART_SEPARATOR, MixedDataset, split_mixed_spec
@@ -88,8 +92,8 @@ def _base_dataset(kind: str, directory: Path | None, split: str, size: tuple[int
     if kind == 'synthetic' and directory is None:
         from jointdistill_core.data.synthetic import SyntheticStreetDataset
         if split not in DEFAULT_SYNTHETIC_FRAMES:
-            raise DatasetError(f'synthetic split must be one of {sorted(DEFAULT_SYNTHETIC_FRAMES)}, '
-                               f'got {split!r}')
+            raise DatasetError(f'synthetic split must be one of '
+                               f'{sorted(DEFAULT_SYNTHETIC_FRAMES)}, got {split!r}')
         height, width = size or DEFAULT_SYNTHETIC_SIZE
         frames = num_frames if num_frames is not None else DEFAULT_SYNTHETIC_FRAMES[split]
         return SyntheticStreetDataset(split, frames, height, width), DEFAULT_NUM_CLASSES

@@ -49,10 +49,11 @@ def make_sample(image: np.ndarray, depth: np.ndarray | None, labels: np.ndarray 
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f'image must be (H, W, 3), got shape {image.shape}')
     height, width = image.shape[:2]
+    channels_first = image.transpose(2, 0, 1)
     if image.dtype == np.uint8:
-        image_tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
+        image_tensor = torch.from_numpy(np.ascontiguousarray(channels_first)).float() / 255.0
     else:
-        image_tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
+        image_tensor = torch.from_numpy(np.ascontiguousarray(channels_first, dtype=np.float32))
     if depth is None:
         depth = np.zeros((height, width), np.float32)
     if labels is None:

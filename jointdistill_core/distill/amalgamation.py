@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from jointdistill_core.config import ConfigError, setting
+from jointdistill_core.data.sample import Sample
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
     feature_key,
@@ -94,6 +95,7 @@ def _check_metric_teacher(teacher: nn.Module, images: torch.Tensor) -> None:
 
 
 class Amalgamation(DistillMethod):
+    """The `amalgamation` method (module docstring): no labels, teachers' outputs only."""
     name = 'amalgamation'
     Params = AmalgamationParams
     teachers_needed = TASKS

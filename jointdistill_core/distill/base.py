@@ -12,8 +12,9 @@ Before the first step the trainer calls ``method.setup(probe_batch, val_batch, t
 once. A method's own trainable modules (adaptors, connectors, translators) are submodules
 of the method; the trainer gives them their own optimizer parameter group, moves the method
 to the student's device after setup and saves it with the training state. A method holds
-the student it was built for as ``self.student`` (a reference, not a submodule). A method that must not see labels sets ``uses_labels = False``; the
-trainer then strips ``labels`` and ``depth`` from the batch before calling it.
+the student it was built for as ``self.student`` (a reference, not a submodule). A method
+that must not see labels sets ``uses_labels = False``; the trainer then strips ``labels``
+and ``depth`` from the batch before calling it.
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from jointdistill_core.models.outputs import ModelOutput
 from jointdistill_core.data.sample import Sample
+from jointdistill_core.models.outputs import ModelOutput
 
 
 @dataclass
@@ -33,6 +34,7 @@ class NoParams:
 
 
 class DistillMethod(nn.Module):
+    """The interface of every distillation method (module docstring)."""
     name: ClassVar[str]
     Params: ClassVar[type] = NoParams
     # Teachers the method needs, a subset of TASKS.

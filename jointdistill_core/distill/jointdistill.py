@@ -1,5 +1,6 @@
-"""`jointdistill`: adaptive multi-teacher distillation with a knowledge trajectory
-(after Cheng et al. 2025). Three parts, each switchable off for ablations:
+"""`jointdistill`: adaptive multi-teacher distillation with a knowledge trajectory.
+
+After Cheng et al. 2025. Three parts, each switchable off for ablations:
 
 1. Fusion connector (`fusion`): the two teachers' last decoder features, resized to the finer
    of the two sizes and concatenated, go through Conv3x3, Conv3x3, BN, ReLU and per-task 1x1
@@ -55,7 +56,7 @@ import torch
 from torch import nn
 
 from jointdistill_core.config import setting, subset_of
-from jointdistill_core.data.sample import IGNORE_INDEX
+from jointdistill_core.data.sample import IGNORE_INDEX, Sample
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
     aligned_depth,
@@ -207,6 +208,7 @@ class FusionConnector(nn.Module):
 
 
 class JointDistill(DistillMethod):
+    """The `jointdistill` method (module docstring)."""
     name = 'jointdistill'
     Params = JointDistillParams
     teachers_needed = TASKS

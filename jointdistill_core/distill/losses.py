@@ -327,6 +327,8 @@ def feature_key(layer: str, task: str) -> str:
 
 
 def student_feature_channels(student: nn.Module) -> dict[str, int]:
+    """Channels per feature key of a network (its `feature_channels`); TypeError if it
+    has none."""
     channels = getattr(student, 'feature_channels', None)
     if not isinstance(channels, dict):
         raise TypeError(f'{type(student).__name__} has no feature_channels dict; the '
@@ -357,5 +359,6 @@ def probe_teacher_channels(teacher: nn.Module, images: torch.Tensor, task: str,
 
 
 def module_device(module: nn.Module) -> torch.device:
+    """The device of the first parameter of `module` (CPU when it has none)."""
     parameter = next(module.parameters(), None)
     return parameter.device if parameter is not None else torch.device('cpu')

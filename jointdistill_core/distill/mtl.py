@@ -11,10 +11,10 @@ from typing import Literal
 import torch
 
 from jointdistill_core.config import setting
+from jointdistill_core.data.sample import Sample
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import task_loss_terms
 from jointdistill_core.models.outputs import ModelOutput
-from jointdistill_core.data.sample import Sample
 
 
 @dataclass
@@ -31,6 +31,7 @@ class TaskWeights:
 
 
 class MultiTaskLearning(DistillMethod):
+    """The `mtl` method (module docstring)."""
     name = 'mtl'
     Params = TaskWeights
     teachers_needed = ()

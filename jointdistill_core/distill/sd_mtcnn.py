@@ -17,15 +17,18 @@ import torch
 from torch import nn
 
 from jointdistill_core.config import setting
+from jointdistill_core.data.sample import Sample
 from jointdistill_core.distill.base import DistillMethod
-from jointdistill_core.distill.losses import (normalized_feature_distance, resize_to,
-                                              seeded_init, student_feature_channels,
-                                              task_loss_terms)
+from jointdistill_core.distill.losses import (
+    normalized_feature_distance,
+    resize_to,
+    seeded_init,
+    student_feature_channels,
+    task_loss_terms,
+)
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
 from jointdistill_core.tasks import TASKS
-from jointdistill_core.data.sample import Sample
-
 
 
 @dataclass
@@ -36,6 +39,7 @@ class SelfDistillParams(TaskWeights):
 
 
 class SelfDistillMTCNN(DistillMethod):
+    """The `sd_mtcnn` method (module docstring)."""
     name = 'sd_mtcnn'
     Params = SelfDistillParams
     teachers_needed = ()

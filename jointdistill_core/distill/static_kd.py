@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from jointdistill_core.config import setting, subset_of
+from jointdistill_core.data.sample import Sample
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
     feature_key,
@@ -38,7 +39,6 @@ from jointdistill_core.distill.losses import (
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
 from jointdistill_core.tasks import TASKS
-from jointdistill_core.data.sample import Sample
 
 LAYER_CHOICES = ('enc', 'dec')
 
@@ -59,6 +59,7 @@ class StaticKDParams(TaskWeights):
 
 
 class StaticKD(DistillMethod):
+    """The `static_kd` method (module docstring)."""
     name = 'static_kd'
     Params = StaticKDParams
     teachers_needed = TASKS

@@ -17,15 +17,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from jointdistill_core.classes import CONSTRUCTION, FLAT, HUMAN, NATURE, OBJECT, SKY, VEHICLE
 from jointdistill_core.config import setting
-from jointdistill_core.classes import (CONSTRUCTION, FLAT, HUMAN, NATURE, OBJECT, SKY,
-                                       VEHICLE)
+from jointdistill_core.data.sample import Sample
 from jointdistill_core.distill.base import DistillMethod
-from jointdistill_core.distill.losses import (group_labels, masked_cross_entropy, seeded_init,
-                                              task_loss_terms, teacher_hard_labels)
+from jointdistill_core.distill.losses import (
+    group_labels,
+    masked_cross_entropy,
+    seeded_init,
+    task_loss_terms,
+    teacher_hard_labels,
+)
 from jointdistill_core.distill.mtl import TaskWeights
 from jointdistill_core.models.outputs import ModelOutput
-from jointdistill_core.data.sample import Sample
 
 CITYSCAPES_7_GROUPS = {FLAT: 0, CONSTRUCTION: 1, OBJECT: 2, NATURE: 3, SKY: 4, HUMAN: 5,
                        VEHICLE: 5}
@@ -51,6 +55,7 @@ class XDistillParams(TaskWeights):
 
 
 def default_grouping(num_classes: int) -> list[int]:
+    """The Cityscapes-7 grouping for 7 classes, else every class its own group."""
     if num_classes == len(CITYSCAPES_7_GROUPS):
         return [CITYSCAPES_7_GROUPS[c] for c in range(num_classes)]
     return list(range(num_classes))
@@ -69,6 +74,7 @@ class DepthToGroupTranslator(nn.Sequential):
 
 
 class CrossTaskDistill(DistillMethod):
+    """The `xdistill` method (module docstring)."""
     name = 'xdistill'
     Params = XDistillParams
     teachers_needed = ('seg',)

@@ -6,8 +6,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from jointdistill_core.classes import DEFAULT_NUM_CLASSES
-from jointdistill_core.models.blocks import (ImageNormalize, MobileNetV2Encoder, UNetDecoder,
-                                             check_input, checked_focal)
+from jointdistill_core.models.blocks import (
+    ImageNormalize,
+    MobileNetV2Encoder,
+    UNetDecoder,
+    check_input,
+    checked_focal,
+)
 from jointdistill_core.models.outputs import ModelOutput
 
 DEFAULT_DECODER_CHANNELS = (96, 64, 48)
@@ -38,7 +43,8 @@ class JointStudent(nn.Module):
     per image, an upper bound).
     """
 
-    def __init__(self, width_mult: float = 1.0, num_classes: int = DEFAULT_NUM_CLASSES, max_depth: float = 80.0,
+    def __init__(self, width_mult: float = 1.0, num_classes: int = DEFAULT_NUM_CLASSES,
+                 max_depth: float = 80.0,
                  decoder_channels: tuple[int, int, int] | list[int] = DEFAULT_DECODER_CHANNELS,
                  fused_stages: int = 3, depth_mult: float = 1.0,
                  canonical_focal_px: float | None = None) -> None:

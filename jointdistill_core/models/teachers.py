@@ -11,8 +11,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from jointdistill_core.classes import DEFAULT_NUM_CLASSES
-from jointdistill_core.models.blocks import (ImageNormalize, ResNetEncoder, UNetDecoder,
-                                             check_input, checked_focal)
+from jointdistill_core.models.blocks import (
+    ImageNormalize,
+    ResNetEncoder,
+    UNetDecoder,
+    check_input,
+    checked_focal,
+)
 from jointdistill_core.models.outputs import ModelOutput
 
 DEFAULT_TEACHER_WIDTH = 48

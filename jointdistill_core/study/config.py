@@ -10,11 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from jointdistill_core.config import (ConfigError, apply_overrides, from_dict, load_yaml_mapping,
-                                      setting)
+from jointdistill_core.config import (
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    load_yaml_mapping,
+    setting,
+)
 from jointdistill_core.geometry import parse_size
 from jointdistill_core.tasks import TASKS
-
 
 
 @dataclass
@@ -53,6 +57,7 @@ class StudyTeacherConfig:
 
 @dataclass
 class StudyTeachersConfig:
+    """The two single-task teachers of the study."""
     seg: StudyTeacherConfig = field(default_factory=StudyTeacherConfig)
     depth: StudyTeacherConfig = field(default_factory=StudyTeacherConfig)
 

@@ -7,9 +7,13 @@ import numpy as np
 import torch
 
 from jointdistill_core.study.config import StudyConfig
-from jointdistill_core.study.figures import (measure_models, plot_qualitative,
-                                             plot_weight_trajectories, predict_frames,
-                                             read_weight_trajectory)
+from jointdistill_core.study.figures import (
+    measure_models,
+    plot_qualitative,
+    plot_weight_trajectories,
+    predict_frames,
+    read_weight_trajectory,
+)
 from jointdistill_core.study.results import finding, summarize, teacher_baseline
 from jointdistill_core.study.runner import load_test_split
 from jointdistill_core.tasks import TASKS
@@ -76,8 +80,9 @@ def build_report(config: StudyConfig, teachers: dict[str, dict], runs: dict[str,
         plot_weight_trajectories(trajectories, config.evaluation.trajectory_variant, path)
         figures['weights'] = str(path.relative_to(results_dir))
     images = torch.stack([sample['image'] for sample in samples])
-    columns = {'teachers (seg, depth)': (predict_frames(teachers['seg']['checkpoint'], images)[0],
-                                         predict_frames(teachers['depth']['checkpoint'], images)[1])}
+    teacher_seg = predict_frames(teachers['seg']['checkpoint'], images)[0]
+    teacher_depth = predict_frames(teachers['depth']['checkpoint'], images)[1]
+    columns = {'teachers (seg, depth)': (teacher_seg, teacher_depth)}
     columns.update({name: predict_frames(checkpoints[name], images) for name in summary})
     path = figures_dir / f'{config.results_name}_qualitative.png'
     plot_qualitative(samples, columns, num_classes, path)

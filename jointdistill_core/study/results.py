@@ -125,7 +125,8 @@ def finding_markdown(summary: dict[str, dict], facts: dict) -> list[str]:
                 '0: train the teachers longer).']
     lines = []
     winner = facts['winner']
-    sentence = (f'- **Winner: `{winner}`** with delta_m {_format_mean_std(summary[winner], "delta_m")} % '
+    sentence = (f'- **Winner: `{winner}`** with delta_m '
+                f'{_format_mean_std(summary[winner], "delta_m")} % '
                 f'(lowest of {len(summary)} variants)')
     if 'runner_up' in facts:
         sentence += (f'; the next best, `{facts["runner_up"]}`, is '
@@ -196,7 +197,8 @@ def results_markdown(report: dict) -> str:
     lines += ['## Setup', '']
     lines += [f'- {key}: {value}' for key, value in setup['sizes'].items()]
     lines += ['', '## Teachers (test split)', '',
-              '| teacher | ' + ' | '.join(METRIC_TITLES[k] for k in TABLE_METRICS) + ' | params | latency (ms) |',
+              '| teacher | ' + ' | '.join(METRIC_TITLES[k] for k in TABLE_METRICS)
+              + ' | params | latency (ms) |',
               '|---|' + '---|' * (len(TABLE_METRICS) + 2)]
     for task, teacher in report['teachers'].items():
         cells = [_format_metric(k, teacher['test'].get(k)) if k in teacher['test'] else '-'

@@ -70,6 +70,7 @@ def teacher_checkpoint(config: StudyConfig, task: str) -> str:
 
 
 def teacher_run(config: StudyConfig, task: str) -> RunSpec:
+    """The training run of the `task` teacher (seg or depth)."""
     teacher = getattr(config.teachers, task)
     out_dir = Path(config.out) / 'teachers' / task
     overrides = [f'seed={teacher.seed}', f'steps={teacher.steps}',
@@ -79,6 +80,7 @@ def teacher_run(config: StudyConfig, task: str) -> RunSpec:
 
 
 def student_run(config: StudyConfig, variant: VariantConfig, seed: int) -> RunSpec:
+    """The training run of one variant and seed, with the study's budget and teachers."""
     from jointdistill_core.distill import METHODS
     from jointdistill_core.training.config import load_train_config
     budget = config.student

@@ -19,11 +19,21 @@ from pathlib import Path
 
 import torch
 
-from jointdistill_core.teachers.base import (TASKS, RawOutput, TeacherAdapter, TeacherBackend,
-                                             TeacherError, check_options)
+from jointdistill_core.tasks import TASKS
+from jointdistill_core.teachers.base import (
+    RawOutput,
+    TeacherAdapter,
+    TeacherBackend,
+    TeacherError,
+    check_options,
+)
 from jointdistill_core.teachers.checkpoint import CheckpointTeacher
-from jointdistill_core.teachers.class_map import (ClassMap, ClassMapError, load_class_map,
-                                                  shipped_class_maps)
+from jointdistill_core.teachers.class_map import (
+    ClassMap,
+    ClassMapError,
+    load_class_map,
+    shipped_class_maps,
+)
 from jointdistill_core.teachers.hf import TransformersTeacher
 from jointdistill_core.teachers.onnx_file import OnnxTeacher
 from jointdistill_core.teachers.torchscript import TorchScriptTeacher

@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from jointdistill_core.distill.losses import resize_to
+from jointdistill_core.geometry import parse_size
 from jointdistill_core.models.outputs import DEPTH_KINDS, ModelOutput
 from jointdistill_core.teachers.class_map import ClassMap, ClassMapError, load_class_map
 
-TASKS = ('seg', 'depth')
 OUTPUT_KINDS = ('logits', 'probabilities')
 CHANNEL_ORDERS = ('rgb', 'bgr')
 DECODER_STRIDE = 4  # decoder features finer than this are area-pooled to it (the students')
@@ -228,9 +228,12 @@ def _at_most_stride(features: torch.Tensor, images: torch.Tensor, key: str) -> t
 
 
 def _preprocessing(backend: TeacherBackend, config) -> Preprocessing:
-    from jointdistill_core.training.config import parse_size
     defaults = backend.defaults
-    input_size = parse_size(config.input_size, 'input_size') if config.input_size else None
+    try:
+        input_size = parse_size(config.input_size) if config.input_size else None
+    except ValueError as error:
+        raise TeacherError(f'{backend.kind} teacher {backend.path}: input_size: {error}',
+                           'input_size') from None
     if input_size is not None and defaults.input_size is not None and \
             input_size != defaults.input_size:
         raise TeacherError(f'{backend.kind} teacher {backend.path}: the model takes '

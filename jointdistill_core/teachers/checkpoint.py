@@ -12,6 +12,7 @@ _PREDICTION = {'seg': 'seg_logits', 'depth': 'depth'}
 
 
 class CheckpointTeacher(TeacherBackend):
+    """A checkpoint of this project as a teacher (features included)."""
     kind = 'checkpoint'
     options = frozenset({'input_size', 'size_multiple'})
 

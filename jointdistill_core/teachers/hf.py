@@ -49,7 +49,8 @@ class Family:
 _DPT_LIKE = {'encoder': ('module', 'neck.reassemble_stage'), 'decoder': ('module', 'neck')}
 FAMILIES = {
     'SegformerForSemanticSegmentation': Family(
-        'seg', IMAGENET, 'logits', ('output', 'hidden_states'), ('input', 'decode_head.classifier')),
+        'seg', IMAGENET, 'logits', ('output', 'hidden_states'),
+        ('input', 'decode_head.classifier')),
     'UperNetForSemanticSegmentation': Family(
         'seg', IMAGENET, 'logits', ('module', 'backbone'), ('input', 'decode_head.classifier')),
     'DPTForSemanticSegmentation': Family('seg', HALF, 'logits', size_multiple='patch', **_DPT_LIKE),
@@ -88,6 +89,7 @@ def read_architecture(folder: Path) -> str:
 
 
 class TransformersTeacher(TeacherBackend):
+    """A transformers model folder (`save_pretrained`) as a teacher."""
     kind = 'transformers'
     options = frozenset({'input_size', 'size_multiple', 'mean', 'std'})
 
@@ -216,9 +218,9 @@ def _load_model(path: Path, architecture: str) -> nn.Module:
             transformers.utils.logging.enable_progress_bar()
     if info.get('missing_keys'):
         missing = sorted(info['missing_keys'])
+        shown = ', '.join(missing[:3]) + (' ...' if len(missing) > 3 else '')
         raise TeacherError(f'{path}: the weights lack {len(missing)} tensor(s) of '
-                           f'{architecture} ({", ".join(missing[:3])}{" ..." if len(missing) > 3 else ""}): '
-                           'the teacher would be partly random')
+                           f'{architecture} ({shown}): the teacher would be partly random')
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)

@@ -37,6 +37,7 @@ def choose_output(names: list[str], task: str, wanted: str | None, where: str) -
 
 
 class OnnxTeacher(TeacherBackend):
+    """An ONNX file as a teacher, run by onnxruntime."""
     kind = 'onnx'
     options = FILE_OPTIONS
 

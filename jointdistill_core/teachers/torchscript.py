@@ -15,6 +15,7 @@ ZIP_MAGIC = b'PK\x03\x04'
 
 
 class TorchScriptTeacher(TeacherBackend):
+    """A TorchScript file as a teacher."""
     kind = 'torchscript'
     options = FILE_OPTIONS
 

@@ -9,12 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from jointdistill_core.config import (ConfigError, apply_overrides, from_dict, load_yaml_mapping,
-                                      setting)
-from jointdistill_core.teachers.base import check_options
+from jointdistill_core.config import (
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    load_yaml_mapping,
+    setting,
+)
 from jointdistill_core.device import check_device_name
 from jointdistill_core.geometry import parse_size
 from jointdistill_core.tasks import TASKS
+from jointdistill_core.teachers.base import check_options
+
 
 @dataclass
 class ModelConfig:
@@ -59,6 +65,7 @@ class TeacherConfig:
 
 @dataclass
 class TeachersConfig:
+    """The frozen teachers per task; null = no teacher for that task."""
     seg: TeacherConfig | None = None
     depth: TeacherConfig | None = None
 

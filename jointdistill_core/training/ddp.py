@@ -20,6 +20,7 @@ from torch import nn
 
 @dataclass
 class DistContext:
+    """This process's place in a DDP run (one process: rank 0 of 1)."""
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -61,6 +62,7 @@ def init_distributed(device: torch.device) -> DistContext:
 
 
 def shutdown_distributed(context: DistContext) -> None:
+    """Destroy the process group, if this process created one."""
     if context.enabled and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -17,6 +17,7 @@ CSV_NAME = 'metrics.csv'
 
 
 class RunLogger:
+    """metrics.csv, a loss plot and TensorBoard events of one run, appended step by step."""
     def __init__(self, out_dir: Path, start_step: int = 0, tensorboard: bool = True):
         from jointdistill_core.checkpoint import atomic_write_bytes
         self._write = atomic_write_bytes
@@ -34,7 +35,8 @@ class RunLogger:
     def _load_rows(self, max_step: int) -> None:
         with self.csv_path.open(newline='') as handle:
             for row in csv.DictReader(handle):
-                values = {key: float(value) for key, value in row.items() if value not in ('', None)}
+                values = {key: float(value) for key, value in row.items()
+                          if value not in ('', None)}
                 if values.get('step', math.inf) <= max_step:
                     self._add_columns(values)
                     self.rows.append(values)

@@ -21,6 +21,7 @@ _EPOCH_SEED_STRIDE = 1_000_003
 
 
 def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of `epoch`, the same for a seed on every process."""
     generator = torch.Generator().manual_seed(seed * _EPOCH_SEED_STRIDE + epoch)
     return torch.randperm(num_items, generator=generator)
 

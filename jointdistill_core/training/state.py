@@ -33,7 +33,8 @@ def pack(value: Any, tensors: dict[str, torch.Tensor], path: str = 's') -> Any:
         if all(isinstance(key, str) for key in value):
             return {'__dict__': {key: pack(item, tensors, f'{path}.{key}')
                                  for key, item in value.items()}}
-        return {'__items__': [[pack(key, tensors, f'{path}.k{i}'), pack(item, tensors, f'{path}.{i}')]
+        return {'__items__': [[pack(key, tensors, f'{path}.k{i}'),
+                               pack(item, tensors, f'{path}.{i}')]
                               for i, (key, item) in enumerate(value.items())]}
     if isinstance(value, tuple):
         return {'__tuple__': [pack(item, tensors, f'{path}.{i}') for i, item in enumerate(value)]}
@@ -75,6 +76,7 @@ def save_state(path: str | Path, state: dict) -> None:
 
 
 def load_state(path: str | Path) -> dict:
+    """The state saved by `save_state` (FileNotFoundError or ValueError naming `path`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'resume state not found: {path}')
@@ -106,6 +108,7 @@ def capture_rng() -> dict:
 
 
 def restore_rng(state: dict) -> None:
+    """Restore the torch, numpy and Python random states captured by `capture_rng`."""
     torch.set_rng_state(state['torch'])
     kind, keys, position, has_gauss, cached = state['numpy']
     np.random.set_state((kind, np.asarray(keys, np.uint32), position, has_gauss, cached))

@@ -30,18 +30,22 @@ from tqdm import tqdm
 
 from jointdistill_core.canonical import canonical_targets, model_canonical_focal
 from jointdistill_core.config import ConfigError, from_dict, to_dict
-from jointdistill_core.distill.base import DistillMethod
+from jointdistill_core.data.sample import Sample
 from jointdistill_core.device import DeviceUnavailableError, resolve_device
+from jointdistill_core.distill.base import DistillMethod
+from jointdistill_core.models.outputs import ModelOutput
+from jointdistill_core.tasks import TASKS
 from jointdistill_core.training.config import TrainConfig
-from jointdistill_core.training.ddp import (DistContext, init_distributed, shutdown_distributed,
-                                            synchronize_batch_norm)
+from jointdistill_core.training.ddp import (
+    DistContext,
+    init_distributed,
+    shutdown_distributed,
+    synchronize_batch_norm,
+)
 from jointdistill_core.training.evaluate import evaluate_model, selection_score
 from jointdistill_core.training.logging import RunLogger
 from jointdistill_core.training.sampling import SeededDataset, StepBatchSampler
 from jointdistill_core.training.state import capture_rng, load_state, restore_rng, save_state
-from jointdistill_core.tasks import TASKS
-from jointdistill_core.data.sample import Sample
-from jointdistill_core.models.outputs import ModelOutput
 
 RESUME_NAME = 'resume.safetensors'
 # Keys that may differ between the saved and the resumed configuration.
@@ -60,6 +64,7 @@ class TrainingDiverged(TrainingError):
 
 @dataclass
 class TrainResult:
+    """What a finished `train` returns: folder, steps, best score, last metrics, time (s)."""
     out_dir: Path
     steps: int
     best_score: float
@@ -117,6 +122,7 @@ class LossModule(nn.Module):
 
 
 def set_determinism(seed: int) -> None:
+    """Seed every generator and ask torch for deterministic kernels."""
     os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
@@ -140,6 +146,7 @@ def _fixed_batch(dataset, count: int, seed: int) -> Sample:
 
 
 class Trainer:
+    """One training run of `config` (module docstring); `run()` trains."""
     def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True,
                  stop_at: int | None = None):
         """stop_at: end this invocation after that global step, with a resumable state saved
@@ -557,4 +564,5 @@ def _lookup(mapping: dict, dotted: str):
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True,
           stop_at: int | None = None) -> TrainResult:
+    """Train `config` to the end (or to `stop_at`); see `Trainer`."""
     return Trainer(config, resume=resume, progress=progress, stop_at=stop_at).run()
