@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _network_metrics(model, dataset, num_classes: int, device, batch_size: int) -> dict:
     from jointdistill_core.training.evaluate import evaluate_model
-    tasks = [name for name, present in (('seg_logits', getattr(model, 'num_classes', 0)),
+    tasks = [name for name, present in (('seg_logits',
+                                         getattr(model, 'num_classes', None) is not None),
                                         ('depth', getattr(model, 'max_depth', None) is not None))
              if present]
     try:
