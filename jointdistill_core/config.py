@@ -64,18 +64,15 @@ class Rule:
         out_of_bounds = ((self.ge is not None and value < self.ge)
                          or (self.gt is not None and value <= self.gt)
                          or (self.le is not None and value > self.le))
-        return f'must be {self.bounds_text()}, got {value!r}' if out_of_bounds else None
+        return f'must be {self._bounds_text()}, got {value!r}' if out_of_bounds else None
 
-    def bounds_text(self) -> str:
-        lower = f'>= {self.ge}' if self.ge is not None else f'> {self.gt}' \
-            if self.gt is not None else None
-        if self.le is None:
-            return lower or 'any value'
-        if self.ge is not None:
-            return f'in [{self.ge}, {self.le}]'
-        if self.gt is not None:
-            return f'in ({self.gt}, {self.le}]'
-        return f'<= {self.le}'
+    def _bounds_text(self) -> str:
+        if self.le is not None and (self.ge is not None or self.gt is not None):
+            opening = f'[{self.ge}' if self.ge is not None else f'({self.gt}'
+            return f'in {opening}, {self.le}]'
+        if self.le is not None:
+            return f'<= {self.le}'
+        return f'>= {self.ge}' if self.ge is not None else f'> {self.gt}'
 
 
 def setting(default: Any = dataclasses.MISSING, *, ge: float | None = None,

@@ -220,7 +220,8 @@ def load_predictor(settings: NodeSettings) -> tuple[Any, list[str]]:
     path = settings.model_path
     if not path.is_file():
         raise ConfigureError(f"parameter 'model_path': model file not found: {path}")
-    from jointdistill_core.inference import DeviceUnavailableError, Predictor  # imports torch
+    from jointdistill_core.device import DeviceUnavailableError
+    from jointdistill_core.inference import Predictor  # imports torch
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')

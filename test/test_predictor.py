@@ -248,8 +248,7 @@ def test_model_input_size_keeps_the_aspect_at_the_pixel_budget() -> None:
 def test_canonical_depth_follows_the_focal_length_of_K(tmp_path, image) -> None:
     """A canonical-camera network's metric depth scales with the focal length of K: twice
     the focal length, twice the depth; without K, the default field of view is assumed."""
-    from jointdistill_core.geometry import default_intrinsics
-    from jointdistill_core.inference import DEFAULT_HFOV_DEG
+    from jointdistill_core.geometry import DEFAULT_HFOV_DEG, default_intrinsics
     torch.manual_seed(0)
     model = build_model({'arch': 'student', 'width_mult': 0.25, 'decoder_channels': [16, 16, 16],
                          'canonical_focal_px': 100.0}).eval()
