@@ -111,7 +111,8 @@ def test_a_bad_key_inside_an_optional_train_section_is_named():
     with pytest.raises(ConfigError) as error:
         load_train_config(TRAIN, ['teachers.seg.pth=x'])
     message = str(error.value)
-    assert "teachers.seg.pth (= 'x')" in message and 'external, path' in message
+    assert "teachers.seg.pth (= 'x')" in message
+    assert 'teachers.seg accepts: ' in message and ' path, ' in message
     assert message.startswith(str(TRAIN))
 
 
@@ -125,8 +126,9 @@ def test_a_bad_key_inside_an_optional_train_section_is_named():
     ('data.size=128by256',
      r"data\.size: size must be HxW in pixels \(e\.g\. 128x256\), got '128by256'"),
     ('device=tpu', r"device: device must be 'auto', 'cpu' or 'cuda\[:N\]', got 'tpu'"),
-    ('teachers.depth.external=maybe', r"teachers\.depth\.external: expected true/false, "
-                                      r"got 'maybe'"),
+    ('teachers.depth.size_multiple=two', r"teachers\.depth\.size_multiple: expected an integer, "
+                                         r"got 'two'"),
+    ('teachers.depth.input_size=big', r"teachers\.depth\.input_size: size must be HxW in pixels"),
 ])
 def test_train_config_errors_name_key_value_and_rule(override, message):
     with pytest.raises(ConfigError, match=message):
