@@ -11,7 +11,7 @@ import pytest
 
 from jointdistill_core.classes import CITYSCAPES_7_COLORS
 from jointdistill_core.cli import main
-from jointdistill_core.data.synthetic import render_scene
+from jointdistill_core.data.synthetic import SceneMix, render_scene
 from jointdistill_core.visualize import contact_sheet
 
 HEIGHT, WIDTH = 32, 64
@@ -50,6 +50,12 @@ def test_synth_writes_the_mtan_layout(tmp_path):
     meta = json.loads((split / 'meta.json').read_text())
     assert meta['count'] == 5 and meta['size'] == [HEIGHT, WIDTH]
     assert meta['seeds'] == {'first': 1_000_000, 'last': 1_000_004}
+    assert meta['mix'] == 'road=0.45,sidewalk=0.25,indoor=0.3'
+    assert meta['fov_range_deg'] == [40.0, 110.0] and meta['camera_effects'] is True
+    assert sum(meta['layouts'].values()) == 5 and sum(meta['lighting'].values()) == 5
+    assert meta['layouts'] == dict(sorted(
+        (name, sum(render_scene(1_000_000 + i, 8, 8).layout == name for i in range(5)))
+        for name in meta['layouts']))
     labels = np.concatenate([np.load(split / 'label' / f'{i}.npy').ravel() for i in range(5)])
     for class_id, name in enumerate(meta['classes']):
         assert meta['class_frequencies'][name] == pytest.approx(np.mean(labels == class_id))
@@ -79,6 +85,36 @@ def test_synth_refuses_a_non_empty_split_folder_without_force(tmp_path, capsys):
         assert _npy_names(split / name) == ['0.npy', '1.npy'], name   # no stale frames
     assert json.loads((split / 'meta.json').read_text())['count'] == 2
     assert (split / 'notes.txt').read_text() == 'mine'
+
+
+def test_synth_mix_fov_sheet_and_clean_images(tmp_path):
+    assert _synth(tmp_path / 'a', '--num', '3', '--mix', 'warehouse=1', '--fov', '70',
+                  '--sheet', '2', '--no-camera-effects') == 0
+    split = tmp_path / 'a' / 'val'
+    meta = json.loads((split / 'meta.json').read_text())
+    assert meta['layouts'] == {'warehouse': 3} and meta['lighting'] == {'indoor': 3}
+    assert meta['layout_fractions'] == {'warehouse': 1.0}
+    assert meta['fov_range_deg'] == [70.0, 70.0] and meta['camera_effects'] is False
+    K = np.load(split / 'K' / '0.npy')
+    assert K[0, 0] == pytest.approx((WIDTH / 2) / np.tan(np.deg2rad(35)))
+    frame = render_scene(1_000_001, HEIGHT, WIDTH, SceneMix.parse('warehouse=1'), (70, 70),
+                         camera_effects=False)
+    np.testing.assert_array_equal(np.load(split / 'image' / '1.npy'), frame.image / np.float32(255))
+    sheet = cv2.imread(str(split / 'contact_sheet.png'))
+    assert sheet.shape[0] == 2 * (HEIGHT + 4) + 4
+
+
+@pytest.mark.parametrize('option,value,message', [('--mix', 'road', 'name=weight'),
+                                                  ('--mix', 'mars=1', 'unknown layout'),
+                                                  ('--fov', '120-60', 'field of view'),
+                                                  ('--fov', 'wide', 'MIN-MAX')])
+def test_synth_rejects_a_bad_mix_or_fov(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exit_info:
+        _synth(tmp_path, '--num', '1', option, value)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert option in error and message in error
+    assert not (tmp_path / 'val').exists()
 
 
 @pytest.mark.parametrize('size', ['64by128', '4x64', '0x0', '128x'])
