@@ -1,12 +1,13 @@
-"""Synthetic street scene generation speed on one CPU core, as a Markdown table.
+"""Synthetic scene rendering speed on one CPU core, as Markdown tables.
 
-    .venv/bin/python benchmarks/synth_speed.py [--frames 40] [--repeats 3]
+    .venv/bin/python -m benchmarks.synth_speed [--frames 40] [--repeats 2] [--mix MIX]
 
-Renders `--frames` different scenes at 128x256 and at 480x640 with numpy and torch limited to
-one thread, each `--repeats` times. The machine the project develops on is shared, so wall
-time mostly measures the other users; the main column is therefore CPU time of this process
-(the fastest repeat of every scene), the estimate for an idle core. Wall-clock frames/s over
-all repeats and the load average are printed beside it.
+Renders `--frames` different scenes (seeds 0..N-1 of the default scene mix) at 128x256,
+240x320 and 480x640 with numpy, OpenCV and torch limited to one thread, each `--repeats`
+times. The machine the project develops on is shared, so wall time mostly measures the
+other users; the main column is therefore CPU time of this process (the fastest repeat of
+every scene), the estimate for an idle core. Wall-clock frames/s over all repeats and the
+load average are printed beside it, then CPU time per layout at the smallest size.
 """
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ import statistics
 import subprocess
 import time
 
+import cv2
 import torch
 
-from jointdistill_core.data.synthetic import render_scene
+from jointdistill_core.data.synthetic import DEFAULT_MIX, SceneMix, render_scene
 
-SIZES = ((128, 256), (480, 640))
+SIZES = ((128, 256), (240, 320), (480, 640))
 
 
 def cpu_model() -> str:
@@ -39,39 +41,55 @@ def cpu_model() -> str:
     return 'unknown CPU'
 
 
-def time_size(height: int, width: int, frames: int, repeats: int) -> dict[str, float]:
-    """frames/s from CPU time (fastest repeat of each scene) and from wall time (all repeats)."""
-    render_scene(10_000, height, width)   # warm-up: imports, caches
+def time_size(height: int, width: int, frames: int, repeats: int, mix: SceneMix
+              ) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """frames/s from CPU time (fastest repeat of each scene) and from wall time (all
+    repeats), and the fastest CPU seconds of each scene grouped by layout."""
+    render_scene(10_000, height, width, mix)   # warm-up: imports, caches
     best_cpu, wall = [], []
+    by_layout: dict[str, list[float]] = {}
     for seed in range(frames):
         cpu_samples = []
         for _ in range(repeats):
             cpu_start, wall_start = time.process_time(), time.perf_counter()
-            render_scene(seed, height, width)
+            frame = render_scene(seed, height, width, mix)
             cpu_samples.append(time.process_time() - cpu_start)
             wall.append(time.perf_counter() - wall_start)
         best_cpu.append(min(cpu_samples))
-    return {'cpu_fps': 1.0 / statistics.mean(best_cpu), 'cpu_median_ms': 1000 * statistics.median(best_cpu),
-            'wall_fps': 1.0 / statistics.mean(wall)}
+        by_layout.setdefault(frame.layout, []).append(min(cpu_samples))
+    result = {'cpu_fps': 1.0 / statistics.mean(best_cpu),
+              'cpu_median_ms': 1000 * statistics.median(best_cpu),
+              'wall_fps': 1.0 / statistics.mean(wall)}
+    return result, by_layout
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--frames', type=int, default=40, help='different scenes per size (40)')
-    parser.add_argument('--repeats', type=int, default=3, help='renders of each scene (3)')
+    parser.add_argument('--repeats', type=int, default=2, help='renders of each scene (2)')
+    parser.add_argument('--mix', type=SceneMix.parse, default=DEFAULT_MIX,
+                        help=f'scene mix (default {DEFAULT_MIX})')
     args = parser.parse_args()
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     load_before = os.getloadavg()[0]
-    rows = [(size, time_size(*size, args.frames, args.repeats)) for size in SIZES]
+    rows = [(size, *time_size(*size, args.frames, args.repeats, args.mix)) for size in SIZES]
     load_after = os.getloadavg()[0]
-    print(f'CPU: {cpu_model()} ({os.cpu_count()} logical cores), one thread; '
+    print(f'CPU: {cpu_model()} ({os.cpu_count()} logical cores), one thread; mix {args.mix}; '
           f'{args.frames} scenes x {args.repeats} repeats per size; '
           f'1-min load average {load_before:.1f} before, {load_after:.1f} after\n')
-    print('| size (HxW) | frames/s (CPU time) | median ms/frame (CPU time) | frames/s (wall, shared machine) |')
+    print('| size (HxW) | frames/s (CPU time) | median ms/frame (CPU time) '
+          '| frames/s (wall, shared machine) |')
     print('|---|---|---|---|')
-    for (height, width), result in rows:
+    for (height, width), result, _ in rows:
         print(f'| {height}x{width} | {result["cpu_fps"]:.1f} | {result["cpu_median_ms"]:.1f} '
               f'| {result["wall_fps"]:.1f} |')
+    (height, width), _, by_layout = rows[0]
+    print(f'\n| layout | scenes | mean ms/frame at {height}x{width} (CPU time) |')
+    print('|---|---|---|')
+    for layout, seconds in sorted(by_layout.items()):
+        print(f'| {layout} | {len(seconds)} | {1000 * statistics.mean(seconds):.0f} |')
+
 
 if __name__ == '__main__':
     main()

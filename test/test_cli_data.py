@@ -102,6 +102,19 @@ def test_synth_mix_fov_sheet_and_clean_images(tmp_path):
     np.testing.assert_array_equal(np.load(split / 'image' / '1.npy'), frame.image / np.float32(255))
     sheet = cv2.imread(str(split / 'contact_sheet.png'))
     assert sheet.shape[0] == 2 * (HEIGHT + 4) + 4
+    assert meta['contact_sheet']['frames'] == [0, 1]
+
+
+def test_contact_sheet_shows_every_layout_first(tmp_path):
+    assert _synth(tmp_path, '--num', '12', '--mix', 'office=1,street=1', '--sheet', '3') == 0
+    meta = json.loads((tmp_path / 'val' / 'meta.json').read_text())
+    layouts = [render_scene(1_000_000 + i, 8, 8, SceneMix.parse('office=1,street=1')).layout
+               for i in range(12)]
+    shown = meta['contact_sheet']['frames']
+    assert len(shown) == 3 and shown == sorted(shown)
+    assert {layouts[i] for i in shown} == {'office', 'street'}
+    firsts = {layouts.index('office'), layouts.index('street')}
+    assert firsts <= set(shown)
 
 
 @pytest.mark.parametrize('option,value,message', [('--mix', 'road', 'name=weight'),

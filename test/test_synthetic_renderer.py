@@ -80,7 +80,8 @@ def test_convex_prism_equals_the_box_and_shadow_rays_equal_primary_rays():
         t_primary, _ = shape.distance((0.0, 0.0, 1.5), direction)
         for index in np.flatnonzero(np.isfinite(t_primary))[:20]:
             shared = tuple(float(d[index]) for d in direction)
-            origins = (np.zeros(3, np.float32), np.zeros(3, np.float32), np.full(3, 1.5, np.float32))
+            origins = (np.zeros(3, np.float32), np.zeros(3, np.float32),
+                       np.full(3, 1.5, np.float32))
             t_shadow, _ = shape.distance(origins, shared)
             assert t_shadow[0] == pytest.approx(t_primary[index], rel=1e-5)
 

@@ -39,8 +39,14 @@ class CameraEffects:
         return cls(0.0, np.ones(3), 1.0, 1.0, None, None, 0.0, 0.0, 0.0, 0.0, None)
 
 
-def draw_effects(rng: np.random.Generator, width: int) -> CameraEffects:
-    """Random camera flaws for an image `width` pixels wide (blur lengths scale with it)."""
+EXPOSURE_BIAS_EV = {'dusk': -0.8, 'indoor': -0.2}   # mean bias by lighting (else 0)
+
+
+def draw_effects(rng: np.random.Generator, width: int, lighting: str = 'clear'
+                 ) -> CameraEffects:
+    """Random camera flaws for an image `width` pixels wide (blur lengths scale with it).
+    lighting: the scene's light ('clear', 'overcast', 'dusk', 'indoor'); dusk frames come
+    out darker on average, as real cameras expose them."""
     scale = width / 320.0
     temperature = rng.normal(0, 0.08)
     tint = rng.normal(0, 0.03)
@@ -54,7 +60,7 @@ def draw_effects(rng: np.random.Generator, width: int) -> CameraEffects:
         motion = (float(rng.uniform(1.5, 6.0) * scale), float(rng.uniform(0, np.pi)))
     iso = np.exp(rng.uniform(np.log(0.002), np.log(0.05)))
     return CameraEffects(
-        exposure_bias=float(rng.normal(0, 0.45)),
+        exposure_bias=float(rng.normal(EXPOSURE_BIAS_EV.get(lighting, 0.0), 0.45)),
         white_balance=white_balance,
         contrast=float(rng.uniform(0.85, 1.25)),
         saturation=float(rng.uniform(0.7, 1.25)),
@@ -87,7 +93,8 @@ def _motion(image: np.ndarray, length: float, angle: float) -> np.ndarray:
     kernel = np.zeros((size, size), np.float32)
     centre = size // 2
     for step in np.linspace(-length / 2, length / 2, 4 * size):
-        kernel[int(round(centre + step * np.sin(angle))), int(round(centre + step * np.cos(angle)))] = 1
+        row = int(round(centre + step * np.sin(angle)))
+        kernel[row, int(round(centre + step * np.cos(angle)))] = 1
     return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
 
 

@@ -166,7 +166,7 @@ class Ground:
         t = np.where(raised, t_raised, t_low)
         # Rays over the low region at the raised height: the first exit before Z = 0.
         down = np.flatnonzero(~raised)
-        sx, sy, sz = dx[down], dy[down], dz[down]
+        sx, sy = dx[down], dy[down]
         start, stop = t_raised[down], t_low[down]
         best = np.full(down.size, np.inf)
         best_normal = np.zeros((down.size, 2))

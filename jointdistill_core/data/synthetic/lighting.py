@@ -54,7 +54,8 @@ def draw_environment(rng: np.random.Generator, kind: str) -> Environment:
     if kind == 'clear':
         sun = _direction(azimuth, np.deg2rad(rng.uniform(15, 70)))
         horizon = np.array([0.75, 0.82, 0.92]) * jitter(0.05) * 1.3
-        return Environment(kind, sun, np.array([1.0, 0.96, 0.88]) * jitter(0.04) * rng.uniform(2.5, 3.5),
+        sun_color = np.array([1.0, 0.96, 0.88]) * jitter(0.04) * rng.uniform(2.5, 3.5)
+        return Environment(kind, sun, sun_color,
                            np.array([0.42, 0.5, 0.68]) * jitter(0.05), np.array([0.25, 0.23, 0.2]),
                            np.array([0.22, 0.38, 0.78]) * jitter(0.08), horizon,
                            rng.uniform(0.0, 0.55), horizon * 0.9, rng.uniform(250, 1200))
@@ -68,7 +69,8 @@ def draw_environment(rng: np.random.Generator, kind: str) -> Environment:
     if kind == 'dusk':
         sun = _direction(azimuth, np.deg2rad(rng.uniform(1, 10)))
         horizon = np.array([1.0, 0.62, 0.38]) * jitter(0.08) * rng.uniform(0.9, 1.4)
-        return Environment(kind, sun, np.array([1.0, 0.55, 0.28]) * jitter(0.06) * rng.uniform(0.8, 1.6),
+        sun_color = np.array([1.0, 0.55, 0.28]) * jitter(0.06) * rng.uniform(0.8, 1.6)
+        return Environment(kind, sun, sun_color,
                            np.array([0.2, 0.22, 0.35]) * jitter(0.08) * rng.uniform(0.5, 1.0),
                            np.array([0.12, 0.1, 0.1]), np.array([0.08, 0.12, 0.3]) * jitter(0.1),
                            horizon, rng.uniform(0.0, 0.6), horizon * 0.5, rng.uniform(300, 1500))

@@ -222,7 +222,12 @@ def mottled(noise: Noise, color, scale: float = 2.0, strength: float = 0.3,
 def leaves(noise: Noise, color) -> Material:
     """Foliage of crowns, bushes and hedges."""
     color = np.asarray(color, np.float32)
-    return Material(lambda hit: foliage(noise, color, hit.px, hit.py, hit.pz, hit.footprint))
+
+    def albedo(hit: Hit) -> np.ndarray:
+        out = foliage(noise, color, hit.px, hit.py, hit.pz, hit.footprint)
+        out[hit.face == 1] *= 0.55      # inner leaves, seen through gaps, lie in the shade
+        return out
+    return Material(albedo)
 
 
 def box_texture(half, texture) -> Material:

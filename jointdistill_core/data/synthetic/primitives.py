@@ -301,9 +301,16 @@ class Ellipsoid(_Scaled):
         return t, ray
 
     def surface(self, state, index, origin, direction, t):
+        """face 0: the outside; face 1: the inside seen through a cut-out (normal flipped
+        to face the ray)."""
         unit = self._unit_point(state, index, t)
-        return Hit(*_point(origin, direction, t, index), self._world_normal(unit),
-                   unit * self._half32, np.zeros(t.shape, np.int8))
+        normal = self._world_normal(unit)
+        facing = (normal[:, 0] * _select(direction[0], index) + normal[:, 1] * _select(
+            direction[1], index) + normal[:, 2] * _select(direction[2], index))
+        inside = facing > 0
+        normal[inside] *= -1
+        return Hit(*_point(origin, direction, t, index), normal, unit * self._half32,
+                   inside.astype(np.int8))
 
 
 class Cylinder(_Scaled):

@@ -119,7 +119,8 @@ def _render(seed: int, height: int, width: int, mix: SceneMix, fov_range: tuple[
     labels = canvas.labels
     labels[nothing] = IGNORE_INDEX if scene.indoor else SKY
     depth = np.where(nothing, 0.0, canvas.depth).astype(np.float32)
-    effects = draw_effects(camera_rng, width) if camera_effects else CameraEffects.neutral()
+    effects = (draw_effects(camera_rng, width, scene.environment.kind) if camera_effects
+               else CameraEffects.neutral())
     image = develop(radiance, depth, effects, camera_rng)
     return SceneFrame(image=image, depth=depth, labels=labels, K=K,
                       camera_height_m=camera.height_m, pitch_rad=camera.pitch,

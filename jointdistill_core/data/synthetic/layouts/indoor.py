@@ -19,9 +19,11 @@ from jointdistill_core.data.synthetic.materials import (band, concrete, fade, li
                                                         stripes, wood)
 from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
 from jointdistill_core.data.synthetic.objects.indoor import (bookcase, box_stack, cabinet,
-                                                             column, desk, office_chair,
+                                                             column, desk, dining_chair,
+                                                             floor_lamp, office_chair,
                                                              pallet_load, rack_block, rack_row,
-                                                             room, sofa, wall_item)
+                                                             room, sofa, table, television,
+                                                             wall_item)
 from jointdistill_core.data.synthetic.objects.people import person
 from jointdistill_core.data.synthetic.objects.plants import potted_plant
 from jointdistill_core.data.synthetic.objects.street import bollard, litter_bin
@@ -271,41 +273,59 @@ def loading_scene(context: LayoutContext) -> Scene:
 
 
 def office_scene(context: LayoutContext) -> Scene:
-    """An office or meeting room: desks with monitors and chairs, shelves, cabinets, a sofa,
-    plants, pictures and boards, windows and doors; sometimes people."""
+    """An office or a living room, as indoor RGB-D data sets show them: desks with monitors
+    and chairs, or sofas, tables, a television and dining chairs; shelves, cabinets,
+    plants, lamps, pictures and boards, windows and doors; sometimes people. The camera
+    stands near the entrance and looks across the room."""
     rng, kit = context.rng, context.kit
     environment = indoor_environment(context)
+    home = rng.random() < 0.45
     width, length, height = uniform(rng, 3.5, 8.0), uniform(rng, 4.0, 10.0), uniform(rng, 2.4, 3.0)
     environment.lamp_grid = (uniform(rng, 1.8, 3.0), uniform(rng, 1.8, 3.0),
                              *rng.uniform(0, 2, 2))
     y_start = -uniform(rng, 0.6, 1.5)
+    y_end = y_start + length
     window_face = int(rng.choice([0, 1, 3]))
     wall_length = length if window_face < 2 else width
-    windows = [(window_face, u, uniform(rng, 0.9, 2.0), uniform(rng, 0.7, 1.0))
+    windows = [(window_face, u, uniform(rng, 0.9, 2.0), uniform(rng, 0.5, 1.0))
                for u in np.arange(1.0, wall_length - 0.8, uniform(rng, 1.6, 2.8))]
     door_face = 1 - window_face if window_face < 2 else int(rng.integers(2))
     doors = [(door_face, uniform(rng, 0.8, length - 0.8), 0.95)]
     things: list[Thing] = [Thing([room(kit, Placement(0.0, y_start + length / 2), length, width,
                                        height, 'paint', 'panels', environment.lamp_grid, doors,
                                        windows, [])])]
-    texture = floor_texture(kit, str(rng.choice(['carpet', 'wood', 'tiles', 'linoleum'])))
+    styles = ['carpet', 'wood', 'tiles'] if home else ['carpet', 'wood', 'tiles', 'linoleum']
+    texture = floor_texture(kit, str(rng.choice(styles)))
     taken = Footprints()
     camera_x = uniform(rng, -width / 2 + 0.6, width / 2 - 0.6)
     taken.claim_around(camera_x, 0.0, 0.5, 0.5)
-    camera = draw_pose(rng, _rig(rng), camera_x, 0.0, 0.0, 0.0, context.fov)
+    target = (uniform(rng, -width / 4, width / 4), y_start + length * uniform(rng, 0.5, 0.9))
+    heading = float(np.arctan2(-(target[0] - camera_x), target[1]))
+    camera = draw_pose(rng, _rig(rng), camera_x, 0.0, 0.0, heading, context.fov)
     context.camera = camera
-    y_end = y_start + length
+
+    def free_spot(margin: float) -> tuple[float, float]:
+        return (uniform(rng, -width / 2 + margin, width / 2 - margin),
+                uniform(rng, 1.0, y_end - margin))
+
+    centre_pieces = (table, sofa) if home else (desk,)
     for _ in range(rng.integers(2, 7)):
-        x, y = uniform(rng, -width / 2 + 0.9, width / 2 - 0.9), uniform(rng, 1.0, y_end - 0.6)
-        turn = rng.choice([0.0, np.pi / 2, np.pi, -np.pi / 2])
-        if taken.claim_around(x, y, 1.0, 1.0):
-            context.put(things, desk, Placement(x, y, 0.0, turn))
-            chair_at = Placement(x - 0.6 * np.sin(turn + np.pi), y + 0.6 * np.cos(turn + np.pi),
-                                 0.0, turn + uniform(rng, -0.5, 0.5))
-            if rng.random() < 0.8:
-                context.put(things, office_chair, chair_at)
-    along_walls = (bookcase, cabinet, sofa, potted_plant, box_stack)
-    for _ in range(rng.integers(2, 8)):
+        x, y = free_spot(0.9)
+        turn = float(rng.choice([0.0, np.pi / 2, np.pi, -np.pi / 2]))
+        if not taken.claim_around(x, y, 1.0, 1.0):
+            continue
+        builder = centre_pieces[int(rng.integers(len(centre_pieces)))]
+        context.put(things, builder, Placement(x, y, 0.0, turn))
+        seat = dining_chair if home else office_chair
+        for side in range(int(rng.integers(0, 5 if builder is table else 2))):
+            angle = turn + np.pi + side * np.pi / 2
+            chair_at = Placement(x - 0.75 * np.sin(angle), y + 0.75 * np.cos(angle), 0.0,
+                                 angle + uniform(rng, -0.4, 0.4))
+            context.put(things, seat, chair_at)
+    along_walls = ((bookcase, 0.3), (cabinet, 0.2), (potted_plant, 0.15), (box_stack, 0.1),
+                   (television if home else cabinet, 0.15), (floor_lamp, 0.1))
+    builders, weights = zip(*along_walls)
+    for _ in range(rng.integers(3, 9)):
         side = int(rng.integers(3))                   # left, right, far wall
         if side == 2:
             x, y, turn = uniform(rng, -width / 2 + 0.8, width / 2 - 0.8), y_end - 0.35, np.pi
@@ -314,19 +334,19 @@ def office_scene(context: LayoutContext) -> Scene:
             x, y, turn = sign * (width / 2 - 0.3), uniform(rng, 0.8, y_end - 0.5), sign * np.pi / 2
         if not taken.claim_around(x, y, 0.8, 0.8):
             continue
-        builder = along_walls[int(rng.choice(len(along_walls), p=[0.35, 0.25, 0.1, 0.15, 0.15]))]
+        builder = builders[int(rng.choice(len(builders), p=weights))]
         place = Placement(x, y, 0.0, turn)
         if builder is bookcase:
             context.put(things, bookcase, place, uniform(rng, 0.8, 1.6), uniform(rng, 1.0, 2.2))
         else:
             context.put(things, builder, place)
-    for _ in range(rng.integers(0, 4)):
+    for _ in range(rng.integers(1, 5)):
         side = 1 if rng.random() < 0.5 else -1
-        y = uniform(rng, 1.0, y_end - 0.5)
-        context.put(things, wall_item, Placement(side * width / 2, y, 0.0, side * np.pi / 2),
-                                str(rng.choice(['board', 'picture', 'picture'])))
+        context.put(things, wall_item, Placement(side * width / 2, uniform(rng, 1.0, y_end - 0.5),
+                                                 0.0, side * np.pi / 2),
+                    str(rng.choice(['picture', 'picture', 'board' if not home else 'picture'])))
     for _ in range(rng.integers(0, 3)):
-        x, y = uniform(rng, -width / 2 + 0.5, width / 2 - 0.5), uniform(rng, 1.2, y_end - 0.5)
+        x, y = free_spot(0.5)
         if taken.claim_around(x, y, 0.4, 0.4):
             context.put(things, person, Placement(x, y, 0.0, uniform(rng, -np.pi, np.pi)))
     return _finish('office', environment, things, camera, texture, height)

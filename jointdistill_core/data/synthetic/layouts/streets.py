@@ -105,7 +105,8 @@ class StreetBuilder:
             color = np.empty((side.size, 3), np.float32)
             for index in (0, 1):
                 mine = side == index
-                color[mine] = paving[index](s32[raised][mine], beyond[mine], footprint[raised][mine])
+                color[mine] = paving[index](s32[raised][mine], beyond[mine],
+                                            footprint[raised][mine])
             green = beyond > width + 0.3
             green &= np.array([frontage[i] in ('houses', 'park') for i in (0, 1)])[side]
             grass_color = grass(noise, lawn, dirt, s32[raised][green], beyond[green],
@@ -228,7 +229,7 @@ class StreetBuilder:
     # ------------------------------------------------------------------ street furniture
 
     def kerbside(self, side: int) -> None:
-        rng, kit = self.rng, self.kit
+        rng = self.rng
         end = min(self.far_end, 130)
         if rng.random() < 0.85:
             spacing, s = uniform(rng, 18, 35), uniform(rng, -5, 15)
@@ -290,7 +291,7 @@ class StreetBuilder:
             ahead = index == 0 and camera_lateral is not None
             if ahead:
                 lateral = camera_lateral + uniform(rng, -0.2, 0.2)
-            s = uniform(rng, 7, 25) if ahead else uniform(rng, 5, min(self.far_end, 140))
+            s = uniform(rng, 7, 25) if ahead else uniform(rng, 5, max(min(self.far_end, 140), 30))
             direction = self.section.lane_direction(lateral)
             if self.footprints.claim(s - 3.5, s + 3.5, lateral - 1.2, lateral + 1.2):
                 turn = (0.0 if direction > 0 else np.pi) + uniform(rng, -0.05, 0.05)
@@ -419,7 +420,7 @@ def intersection_scene(context: LayoutContext) -> Scene:
 def _corner_blocks(builder: StreetBuilder, cross_at: float, cross_half: float,
                    t_junction: bool) -> None:
     """Buildings on the far corners and, for a T-junction, across the end."""
-    rng, kit, section = builder.rng, builder.kit, builder.section
+    rng, section = builder.rng, builder.section
     far_start = cross_at + cross_half + 3.0
     for side in (-1, 1):
         s = far_start

@@ -147,8 +147,9 @@ def urban_block(kit: Kit, place: Placement, length: float, depth: float, height:
     if shop and rng.random() < 0.4:
         awning = kit.palette.pick(SHOP_SIGNS, 0.05)
         for sign in (-1, 1):
-            parts.append(place.box((sign * (depth / 2 + 0.6), 0, 2.9), (0.7, length / 2 - 0.3, 0.04),
-                                   CONSTRUCTION, Material(awning), roll=sign * 0.25))
+            parts.append(place.box((sign * (depth / 2 + 0.6), 0, 2.9),
+                                   (0.7, length / 2 - 0.3, 0.04), CONSTRUCTION,
+                                   Material(awning), roll=sign * 0.25))
     return Thing(parts, parts[:1])
 
 

@@ -104,7 +104,8 @@ def room(kit: Kit, place: Placement, length: float, width: float, height: float,
         out[is_wall & (v < 0.1)] = skirting
         top = hit.face == 5
         if ceiling == 'panels':
-            grid = np.maximum(lines(u, 0.6, 0.02, hit.footprint), lines(v, 0.6, 0.02, hit.footprint))
+            grid = np.maximum(lines(u, 0.6, 0.02, hit.footprint),
+                              lines(v, 0.6, 0.02, hit.footprint))
             out[top] = ceiling_color * (1 - 0.3 * grid[top, None])
         else:
             truss = lines(u, 6.0, 0.3, hit.footprint)
@@ -179,8 +180,8 @@ def rack_row(kit: Kit, place: Placement, length: float, depth: float, levels: in
     for index in range(bays + 1):
         y = -length / 2 + index * bay
         for x in (-depth / 2 + 0.04, depth / 2 - 0.04):
-            parts.append(place.box((x, y, levels * level_h / 2 + 0.1), (0.04, 0.045,
-                                                                          levels * level_h / 2 + 0.1),
+            half_height = levels * level_h / 2 + 0.1
+            parts.append(place.box((x, y, half_height), (0.04, 0.045, half_height),
                                    CONSTRUCTION, upright))
     for level in range(levels):
         z = level * level_h
@@ -262,7 +263,8 @@ def desk(kit: Kit, place: Placement) -> Thing:
         x = uniform(rng, -0.2, 0.2)
         parts.append(place.box((x, depth / 2 - 0.2, 1.0), (0.28, 0.02, 0.18), OBJECT, screen))
         parts.append(place.box((x, depth / 2 - 0.18, 0.8), (0.03, 0.03, 0.07), OBJECT, legs))
-        parts.append(place.box((x, -0.05, 0.76), (0.22, 0.07, 0.01), OBJECT, plain((0.1, 0.1, 0.1))))
+        parts.append(place.box((x, -0.05, 0.76), (0.22, 0.07, 0.01), OBJECT,
+                               plain((0.1, 0.1, 0.1))))
     return Thing(parts, parts[:1])
 
 
@@ -330,7 +332,8 @@ def sofa(kit: Kit, place: Placement) -> Thing:
     parts = [place.box((0, 0, 0.22), (width / 2, 0.45, 0.2), OBJECT, fabric),
              place.box((0, -0.35, 0.6), (width / 2, 0.12, 0.25), OBJECT, fabric)]
     for sx in (-1, 1):
-        parts.append(place.box((sx * (width / 2 - 0.1), 0, 0.45), (0.1, 0.45, 0.15), OBJECT, fabric))
+        parts.append(place.box((sx * (width / 2 - 0.1), 0, 0.45), (0.1, 0.45, 0.15), OBJECT,
+                               fabric))
     return Thing(parts, parts[:2])
 
 
@@ -350,7 +353,8 @@ def wall_item(kit: Kit, place: Placement, kind: str) -> Thing:
         def texture(u, v, fp, hit):
             return tint[None, :] * (0.5 + noise.fractal(u * 3, v * 3)[:, None])
         half = (w / 2, 0.015, h / 2)
-        part = place.box((0, 0.015, uniform(rng, 1.3, 1.8)), half, OBJECT, box_texture(half, texture))
+        part = place.box((0, 0.015, uniform(rng, 1.3, 1.8)), half, OBJECT,
+                         box_texture(half, texture))
         return Thing([part], [part])
     if kind == 'sign':
         color = kit.palette.pick([[0.1, 0.5, 0.2], [0.9, 0.9, 0.9], [0.1, 0.2, 0.6]])
@@ -389,3 +393,56 @@ def door(kit: Kit, place: Placement, width: float) -> Thing:
         return out
     part = place.box((0, 0.025, 1.05), half, CONSTRUCTION, box_texture(half, texture))
     return Thing([part], [part])
+
+
+def table(kit: Kit, place: Placement, height: float | None = None) -> Thing:
+    """Dining or coffee table (height 0.4-0.78 m) on four legs (object)."""
+    rng = kit.rng
+    height = uniform(rng, 0.4, 0.78) if height is None else height
+    width, depth = uniform(rng, 0.8, 1.8), uniform(rng, 0.6, 1.0)
+    top_color = kit.palette.pick([[0.6, 0.42, 0.26], [0.85, 0.84, 0.8], [0.3, 0.2, 0.14]], 0.05)
+    half = (width / 2, depth / 2, 0.02)
+    wood_top = box_texture(half, lambda u, v, fp, hit: wood(kit.noise, top_color, u, v, fp))
+    parts = [place.box((0, 0, height - 0.02), half, OBJECT, wood_top)]
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            parts.append(place.box((sx * (width / 2 - 0.05), sy * (depth / 2 - 0.05),
+                                    (height - 0.04) / 2), (0.025, 0.025, (height - 0.04) / 2),
+                                   OBJECT, plain(top_color * 0.8)))
+    return Thing(parts, parts[:1])
+
+
+def dining_chair(kit: Kit, place: Placement) -> Thing:
+    """Four-legged chair with a backrest on local -y (object)."""
+    color = kit.palette.pick([[0.55, 0.38, 0.22], [0.2, 0.2, 0.2], [0.85, 0.85, 0.82]], 0.05)
+    material = plain(color)
+    parts = [place.box((0, 0, 0.45), (0.21, 0.21, 0.02), OBJECT, material),
+             place.box((0, -0.2, 0.72), (0.2, 0.02, 0.22), OBJECT, material)]
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            parts.append(place.box((sx * 0.18, sy * 0.18, 0.22), (0.018, 0.018, 0.22), OBJECT,
+                                   material))
+    return Thing(parts, parts[:2])
+
+
+def floor_lamp(kit: Kit, place: Placement) -> Thing:
+    """Standard lamp with a glowing shade (object)."""
+    shade = Material(kit.palette.pick([[0.9, 0.85, 0.7], [0.95, 0.95, 0.93]], 0.03), 0.0,
+                     np.array([1.6, 1.4, 1.0], np.float32))
+    parts = [place.cylinder((0, 0, 0), (0, 0, 1.45), 0.015, OBJECT, plain((0.2, 0.2, 0.2))),
+             place.cylinder((0, 0, 1.35), (0, 0, 1.65), 0.2, OBJECT, shade),
+             place.cylinder((0, 0, 0), (0, 0, 0.03), 0.15, OBJECT, plain((0.2, 0.2, 0.2)))]
+    return Thing(parts, parts[:2])
+
+
+def television(kit: Kit, place: Placement) -> Thing:
+    """Low sideboard with a flat screen on top, screen facing local +y (object)."""
+    rng = kit.rng
+    width = uniform(rng, 1.2, 2.0)
+    board = kit.palette.pick([[0.25, 0.2, 0.16], [0.9, 0.9, 0.88], [0.45, 0.35, 0.25]], 0.04)
+    screen_w = min(width - 0.1, uniform(rng, 0.8, 1.4))
+    lit = np.array(rng.uniform(0.1, 0.6, 3), np.float32) if rng.random() < 0.4 else None
+    parts = [place.box((0, 0, 0.25), (width / 2, 0.22, 0.25), OBJECT, plain(board)),
+             place.box((0, 0, 0.52 + screen_w * 0.29), (screen_w / 2, 0.03, screen_w * 0.29),
+                       OBJECT, Material(np.array([0.02, 0.02, 0.025], np.float32), 0.5, lit))]
+    return Thing(parts, parts)

@@ -96,9 +96,9 @@ def bush(kit: Kit, place: Placement, scale: float = 1.0) -> Thing:
     for _ in range(rng.integers(1, 4)):
         r = uniform(rng, 0.35, 0.8) * scale
         offset = rng.normal(0, 0.35, 2) * r
-        parts.append(place.ellipsoid((offset[0], offset[1], r * 0.7), (r, r * uniform(rng, 0.8,
-                                                                                      1.2), r * 0.8),
-                                     NATURE, leaves(kit.noise, color), cutout=_holes(kit, 0.9)))
+        radii = (r, r * uniform(rng, 0.8, 1.2), r * 0.8)
+        parts.append(place.ellipsoid((offset[0], offset[1], r * 0.7), radii, NATURE,
+                                     leaves(kit.noise, color), cutout=_holes(kit, 0.9)))
     return Thing(parts, parts[:1])
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from jointdistill_core.classes import OBJECT, VEHICLE
-from jointdistill_core.data.synthetic.materials import plain
+from jointdistill_core.data.synthetic.materials import face_uv, plain
 from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
 from jointdistill_core.data.synthetic.primitives import Hit, Material, Part, Thing
 
@@ -227,14 +227,37 @@ def truck(kit: Kit, place: Placement) -> Thing:
     box_color = kit.palette.pick([[0.9, 0.9, 0.88], [0.85, 0.85, 0.85], [0.6, 0.1, 0.08],
                                   [0.15, 0.25, 0.5], [0.8, 0.75, 0.6]], 0.04)
     box_center = front - cab_l - 0.3 - box_l / 2
-    cargo = place.box((0, box_center, (clearance + 0.7 + box_h) / 2),
-                      (half_w, box_l / 2, (box_h - clearance - 0.7) / 2), VEHICLE,
-                      Material(box_color, 0.15))
+    cargo_half = (half_w, box_l / 2, (box_h - clearance - 0.7) / 2)
+    cargo = place.box((0, box_center, (clearance + 0.7 + box_h) / 2), cargo_half, VEHICLE,
+                      _cargo_material(kit, box_color, cargo_half))
     chassis = place.box((0, box_center, clearance + 0.35), (half_w - 0.25, box_l / 2, 0.2),
                         VEHICLE, plain(DARK_TRIM))
     axles = (front - 0.8, box_center - box_l / 2 + 1.0, box_center - box_l / 2 + 2.1)
     wheels = _axles(place, kit, axles, radius, width - 0.1)
     return Thing([cab, cargo, chassis, *wheels], [cab, cargo])
+
+
+def _cargo_material(kit: Kit, color: np.ndarray, half) -> Material:
+    """Cargo box: rear doors with a centre seam, hinges, lamps and a bumper at the back
+    (face 2, local -y), side rails, a logo band sometimes."""
+    band = kit.palette.color(kit.rng.uniform(0, 1, 3)) if kit.rng.random() < 0.4 else None
+
+    def albedo(hit: Hit) -> np.ndarray:
+        u, v = face_uv(hit, half)
+        out = np.broadcast_to(color, (u.size, 3)).copy()
+        rear = hit.face == 2
+        seam = rear & ((np.abs(u - half[0]) < 0.02) | (np.abs(u - 0.08) < 0.03)
+                       | (np.abs(u - 2 * half[0] + 0.08) < 0.03))
+        out[seam] *= 0.45
+        lamps = rear & (v < 0.25) & ((u < 0.35) | (u > 2 * half[0] - 0.35))
+        out[lamps] = TAIL
+        out[rear & (v < 0.08)] = DARK_TRIM
+        side = hit.face // 2 == 0
+        out[side & (v < 0.06)] = DARK_TRIM
+        if band is not None:
+            out[side & (np.abs(v - half[2]) < 0.35)] = band
+        return out
+    return Material(albedo, 0.15)
 
 
 def bus(kit: Kit, place: Placement) -> Thing:
