@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Cityscapes' 7 categories, used by the synthetic street scenes.
+# Cityscapes' 7 categories, used by the synthetic scenes.
 CITYSCAPES_7 = ('flat', 'construction', 'object', 'nature', 'sky', 'human', 'vehicle')
 CITYSCAPES_7_COLORS = np.array([
     [128, 64, 128],   # flat

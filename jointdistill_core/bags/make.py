@@ -1,4 +1,4 @@
-"""Make camera bags: synthetic street scenes or any supported dataset, in one topic layout."""
+"""Make camera bags: synthetic scenes or any supported dataset, in one topic layout."""
 from __future__ import annotations
 
 from pathlib import Path

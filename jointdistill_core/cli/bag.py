@@ -112,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 description=__doc__.split('\n')[0])
     verbs = bag.add_subparsers(dest='bag_command', metavar='VERB', required=True)
 
-    make = verbs.add_parser('make', help='synthetic street scenes as a rosbag2 bag')
+    make = verbs.add_parser('make', help='synthetic scenes as a rosbag2 bag')
     make.add_argument('--out', required=True, type=Path, help='bag directory to create')
     make.add_argument('--frames', type=positive_int, default=150)
     make.add_argument('--size', type=size_argument(minimum=8), default=(480, 640),

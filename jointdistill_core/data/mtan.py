@@ -1,5 +1,5 @@
 """Datasets in the mtan `.npy` layout of the multi-task literature (NYUv2, Cityscapes) and the
-on-disk synthetic street scenes written by `jointdistill data synth`.
+on-disk synthetic scenes written by `jointdistill data synth`.
 
 Layout: ``root/<split>/{image,label,depth}/{i}.npy`` with i = 0..N-1 (synthetic also
 ``K/{i}.npy``; Cityscapes uses ``label_7`` or ``label_19`` instead of ``label``).

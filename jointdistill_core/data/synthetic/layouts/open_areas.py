@@ -13,7 +13,7 @@ from jointdistill_core.data.synthetic.materials import (asphalt, band, box_textu
                                                         dashes, grass, pavers, plain)
 from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
 from jointdistill_core.data.synthetic.objects.buildings import shed, urban_block
-from jointdistill_core.data.synthetic.objects.people import person
+from jointdistill_core.data.synthetic.objects.people import cyclist, person
 from jointdistill_core.data.synthetic.objects.plants import bush, tree
 from jointdistill_core.data.synthetic.objects.street import (bench, bollard, litter_bin,
                                                              planter, sign_post, street_light)
@@ -230,4 +230,9 @@ def plaza_scene(context: LayoutContext) -> Scene:
         x, y = -distance * np.sin(angle), distance * np.cos(angle)
         if taken.claim_around(x, y, 0.4, 0.4):
             context.put(things, person, Placement(x, y, 0.0, uniform(rng, -np.pi, np.pi)))
+    for _ in range(rng.integers(0, 3) if rng.random() < 0.3 else 0):
+        x = center[0] + uniform(rng, -half_x + 2, half_x - 2)
+        y = center[1] + uniform(rng, -half_y + 2, half_y - 2)
+        if taken.claim_around(x, y, 1.0, 1.0):
+            context.put(things, cyclist, Placement(x, y, 0.0, uniform(rng, -np.pi, np.pi)))
     return Scene('plaza', ground, things, camera, environment)

@@ -4,7 +4,8 @@ car in a lane or from a delivery robot on the sidewalk; and intersections.
 Each side of a street has a frontage: a row of urban buildings, detached houses behind
 front gardens, a park, a wall or an industrial fence. Along the kerbs stand street lights,
 trees, signs, bollards, bins and benches; parking lanes hold parked cars; the driving lanes
-carry traffic in both directions; people walk on the sidewalks and cross at zebras.
+carry traffic in both directions and cyclists; people walk on the sidewalks and cross at
+zebras.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from jointdistill_core.data.synthetic.materials import asphalt, grass
 from jointdistill_core.data.synthetic.objects import Placement, uniform
 from jointdistill_core.data.synthetic.objects.buildings import (house, paved_texture, shed,
                                                                 urban_block)
-from jointdistill_core.data.synthetic.objects.people import person
+from jointdistill_core.data.synthetic.objects.people import bicycle, cyclist, person
 from jointdistill_core.data.synthetic.objects.plants import bush, hedge, tree
 from jointdistill_core.data.synthetic.objects.street import (bench, bollard, fence,
                                                              guard_rail, hydrant, litter_bin,
@@ -254,6 +255,12 @@ class StreetBuilder:
             s = uniform(rng, 3, 40)
             for index in range(rng.integers(4, 12)):
                 self.put(bollard, self.place(s + 1.6 * index, self.kerb_lateral(side, 0.3)))
+        if rng.random() < 0.15:
+            s = uniform(rng, 3, 40)
+            lateral = self.kerb_lateral(side, 1.0)
+            for index in range(rng.integers(1, 5)):
+                if self.footprints.claim_around(s + 0.7 * index, lateral, 0.3, 1.0):
+                    self.put(bicycle, self.place(s + 0.7 * index, lateral, np.pi / 2))
         small = (litter_bin, bench, hydrant)
         for _ in range(rng.integers(0, 4)):
             s = uniform(rng, 2, 60)
@@ -296,6 +303,15 @@ class StreetBuilder:
             if self.footprints.claim(s - 3.5, s + 3.5, lateral - 1.2, lateral + 1.2):
                 turn = (0.0 if direction > 0 else np.pi) + uniform(rng, -0.05, 0.05)
                 self.put(road_vehicle, self.place(s, lateral, turn, False))
+        left, right = self.section.driving_edges()
+        for _ in range(rng.integers(0, 3) if rng.random() < 0.35 else 0):
+            edge = right if rng.random() < 0.5 else left
+            lateral = edge - np.sign(edge) * uniform(rng, 0.5, 0.9)
+            s = uniform(rng, 4, 50)
+            if self.footprints.claim(s - 1.0, s + 1.0, lateral - 0.5, lateral + 0.5):
+                direction = self.section.lane_direction(lateral)
+                turn = (0.0 if direction > 0 else np.pi) + uniform(rng, -0.08, 0.08)
+                self.put(cyclist, self.place(s, lateral, turn, False))
 
     def pedestrians(self, near_s: float = 3.0, count: tuple[int, int] = (1, 12)) -> None:
         rng = self.rng

@@ -1,6 +1,7 @@
-"""Indoor objects. Construction: pallet racks (uprights and beams), columns, doors, rooms.
-Object: pallets and their loads, boxes, furniture (desks, chairs, shelves, cabinets, sofas),
-monitors, whiteboards, extinguishers.
+"""Indoor objects. Construction: pallet racks (uprights and beams), columns, rooms (with
+their doors, windows and dock doors). Object: pallets and their loads, boxes, furniture
+(desks, chairs, tables, shelves, cabinets, sofas, televisions, lamps), monitors, boards,
+pictures, extinguishers.
 
 A room is one box seen from inside: its walls and ceiling carry textures (doors, windows,
 skirting, ceiling panels and lamps) and it casts no shadow; the floor is the ground plane.
@@ -379,20 +380,6 @@ def box_stack(kit: Kit, place: Placement) -> Thing:
                                yaw=uniform(rng, -0.3, 0.3)))
         z += h
     return Thing(parts, parts)
-
-
-def door(kit: Kit, place: Placement, width: float) -> Thing:
-    """A door leaf standing slightly proud of a wall, facing local +y (construction)."""
-    color = kit.palette.pick([[0.55, 0.4, 0.25], [0.85, 0.85, 0.83], [0.3, 0.35, 0.45]], 0.04)
-    half = (width / 2, 0.025, 1.05)
-
-    def texture(u, v, fp, hit):
-        out = wood(kit.noise, color, v, u, fp)
-        handle = (np.abs(u - (width - 0.12)) < 0.06) & (np.abs(v - 1.05) < 0.02)
-        out[handle] = (0.7, 0.7, 0.7)
-        return out
-    part = place.box((0, 0.025, 1.05), half, CONSTRUCTION, box_texture(half, texture))
-    return Thing([part], [part])
 
 
 def table(kit: Kit, place: Placement, height: float | None = None) -> Thing:

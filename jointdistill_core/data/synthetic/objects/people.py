@@ -1,11 +1,12 @@
 """People (label human): head with hair, neck, torso, pelvis, jointed arms and legs, hands
 and shoes, standing or walking, children and adults, varied clothing, workers in hi-vis
-vests and hard hats, backpacks."""
+vests and hard hats, backpacks; cyclists (the rider human, the bicycle vehicle, as in
+Cityscapes)."""
 from __future__ import annotations
 
 import numpy as np
 
-from jointdistill_core.classes import HUMAN
+from jointdistill_core.classes import HUMAN, VEHICLE
 from jointdistill_core.data.synthetic.materials import plain
 from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
 from jointdistill_core.data.synthetic.primitives import (Cylinder, Ellipsoid, Hit, Material,
@@ -137,3 +138,68 @@ def person(kit: Kit, place: Placement, worker: bool = False) -> Thing:
                            0.13 * height * build, HUMAN, top_m),
              Part(Ellipsoid(place.point(head_center), head_half, place.rotation), HUMAN, skin_m)]
     return Thing(parts, proxy)
+
+
+def _wheel(place: Placement, y: float, radius: float, material: Material) -> Part:
+    """A bicycle wheel facing local x: tyre ring, rim, hub and spokes (a see-through disc)."""
+    def keep(local: np.ndarray, face: np.ndarray) -> np.ndarray:
+        r = np.hypot(local[:, 1], local[:, 2])
+        angle = np.arctan2(local[:, 2], local[:, 1])
+        spoke = np.abs(np.mod(angle * 8 / np.pi + 0.5, 1.0) - 0.5) * r < 0.006
+        return (r < radius) & ((r > radius - 0.05) | (r < 0.04) | spoke)
+    return place.box((0, y, radius), (0.02, radius, radius), VEHICLE, material, cutout=keep)
+
+
+def bicycle(kit: Kit, place: Placement) -> Thing:
+    """Bicycle along local y (vehicle, as Cityscapes counts bicycles): wheels with spokes,
+    frame tubes, saddle and handlebar."""
+    rng = kit.rng
+    radius = uniform(rng, 0.32, 0.36)
+    frame = plain(kit.palette.pick(TOPS, 0.08))
+    black = plain((0.05, 0.05, 0.05))
+    rear, front = -0.52, 0.52
+    bracket = np.array([0.0, -0.05, radius - 0.02])
+    saddle = np.array([0.0, -0.22, radius + 0.55])
+    head = np.array([0.0, front - 0.12, radius + 0.5])
+    parts = [_wheel(place, rear, radius, black), _wheel(place, front, radius, black)]
+    for start, end in ((bracket, saddle), (bracket, head), (saddle - [0, 0, 0.08], head),
+                       ((0, rear, radius), bracket), ((0, rear, radius), saddle - [0, 0, 0.1]),
+                       (head, (0, front, radius))):
+        parts.append(place.capsule(start, end, 0.018, VEHICLE, frame))
+    parts.append(place.box(saddle + [0, 0, 0.03], (0.07, 0.12, 0.025), VEHICLE, black))
+    parts.append(place.capsule(head + [-0.25, 0.05, 0.12], head + [0.25, 0.05, 0.12], 0.015,
+                               VEHICLE, black))
+    return Thing(parts, parts[:2], [place.box((0, 0, radius + 0.2), (0.05, 0.8, radius + 0.2),
+                                              VEHICLE, black)])
+
+
+def cyclist(kit: Kit, place: Placement) -> Thing:
+    """A rider (human) pedalling a bicycle (vehicle) along local y."""
+    rng, palette = kit.rng, kit.palette
+    bike = bicycle(kit, place)
+    radius = float(bike.parts[0].shape.half[1])
+    skin = plain(palette.pick(SKIN, 0.03))
+    top = Material(palette.pick(TOPS, 0.06), 0.05)
+    bottom = plain(palette.pick(BOTTOMS, 0.05))
+    hip = np.array([0.0, -0.24, radius + 0.62])
+    shoulder = hip + [0.0, 0.32, 0.42]
+    hands = np.array([0.0, 0.45, radius + 0.62])
+    phase = uniform(rng, 0, 2 * np.pi)
+    parts: list[Part] = [place.capsule(hip, shoulder, 0.14, HUMAN, top),
+                         place.ellipsoid(shoulder + [0, 0.06, 0.2], (0.09, 0.1, 0.12), HUMAN,
+                                         skin)]
+    if rng.random() < 0.5:
+        helmet = plain(palette.pick(TOPS, 0.1))
+        parts.append(place.ellipsoid(shoulder + [0, 0.04, 0.27], (0.11, 0.14, 0.08), HUMAN,
+                                     helmet))
+    for side in (-1, 1):
+        crank = phase + (0 if side > 0 else np.pi)
+        pedal = np.array([side * 0.1, -0.05 + 0.17 * np.cos(crank), radius - 0.02
+                          + 0.17 * np.sin(crank)])
+        knee = (hip + pedal) / 2 + [0.0, 0.22, 0.08]
+        parts.append(place.capsule(hip + [side * 0.09, 0, 0], knee, 0.07, HUMAN, bottom))
+        parts.append(place.capsule(knee, pedal, 0.055, HUMAN, bottom))
+        parts.append(place.capsule(shoulder + [side * 0.17, 0, -0.03], hands + [side * 0.22, 0, 0],
+                                   0.04, HUMAN, top))
+    proxy = [place.capsule(hip, shoulder + [0, 0, 0.25], 0.2, HUMAN, top)]
+    return Thing(parts + bike.parts, proxy + bike.proxy, proxy + bike.shadow_parts())
