@@ -16,21 +16,22 @@ import os
 for _variable in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
     os.environ[_variable] = '1'   # before numpy is imported
 
-import argparse
-import platform
-import statistics
-import subprocess
-import time
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
 
-import cv2
-import torch
+import cv2  # noqa: E402
+import torch  # noqa: E402
 
-from jointdistill_core.data.synthetic import DEFAULT_MIX, SceneMix, render_scene
+from jointdistill_core.data.synthetic import DEFAULT_MIX, SceneMix, render_scene  # noqa: E402
 
 SIZES = ((128, 256), (240, 320), (480, 640))
 
 
 def cpu_model() -> str:
+    """The CPU's model name from lscpu (or the platform's guess)."""
     try:
         output = subprocess.run(['lscpu'], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -64,6 +65,7 @@ def time_size(height: int, width: int, frames: int, repeats: int, mix: SceneMix
 
 
 def main() -> None:
+    """Measure every size and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--frames', type=int, default=40, help='different scenes per size (40)')
     parser.add_argument('--repeats', type=int, default=2, help='renders of each scene (2)')

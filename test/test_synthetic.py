@@ -7,9 +7,17 @@ import pytest
 import torch
 
 from jointdistill_core.classes import FLAT, SKY
-from jointdistill_core.data.synthetic import (DEFAULT_MIX, GROUPS, INDOOR_LAYOUTS, LAYOUTS,
-                                              SPLIT_SEED_START, SceneMix, SyntheticStreetDataset,
-                                              camera_rotation, render_scene)
+from jointdistill_core.data.synthetic import (
+    DEFAULT_MIX,
+    GROUPS,
+    INDOOR_LAYOUTS,
+    LAYOUTS,
+    SPLIT_SEED_START,
+    SceneMix,
+    SyntheticStreetDataset,
+    camera_rotation,
+    render_scene,
+)
 from jointdistill_core.data.synthetic.camera import CAR_RIG, HANDHELD_RIG, ROBOT_RIG
 
 RIG_HEIGHTS = {rig.name: rig.height_m for rig in (CAR_RIG, ROBOT_RIG, HANDHELD_RIG)}

@@ -15,9 +15,16 @@ from jointdistill_core.data.synthetic.layouts.roads import Centerline
 from jointdistill_core.data.synthetic.materials import Palette
 from jointdistill_core.data.synthetic.noise import Noise
 from jointdistill_core.data.synthetic.objects import Kit
-from jointdistill_core.data.synthetic.primitives import (Box, Capsule, Convex, Cylinder,
-                                                         Ellipsoid, Material, Part,
-                                                         yaw_rotation)
+from jointdistill_core.data.synthetic.primitives import (
+    Box,
+    Capsule,
+    Convex,
+    Cylinder,
+    Ellipsoid,
+    Material,
+    Part,
+    yaw_rotation,
+)
 from jointdistill_core.data.synthetic.raycast import Canvas
 from jointdistill_core.data.synthetic.render import _visible_parts
 

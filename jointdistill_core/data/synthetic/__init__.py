@@ -13,11 +13,20 @@ Cityscapes' 7 categories (0 flat, 1 construction, 2 object, 3 nature, 4 sky, 5 h
 6 vehicle), ``K`` of the rendered image. Deterministic from a seed; splits by seed range.
 See docs/synthetic.md.
 """
-from jointdistill_core.data.synthetic.camera import (DEFAULT_FOV_RANGE_DEG, camera_rotation,
-                                                     intrinsics, pixel_rays)
+from jointdistill_core.data.synthetic.camera import (
+                                                     DEFAULT_FOV_RANGE_DEG,
+                                                     camera_rotation,
+                                                     intrinsics,
+                                                     pixel_rays,
+)
 from jointdistill_core.data.synthetic.dataset import SPLIT_SEED_START, SyntheticStreetDataset
-from jointdistill_core.data.synthetic.layouts import (DEFAULT_MIX, GROUPS, INDOOR_LAYOUTS,
-                                                      LAYOUTS, SceneMix)
+from jointdistill_core.data.synthetic.layouts import (
+                                                     DEFAULT_MIX,
+                                                     GROUPS,
+                                                     INDOOR_LAYOUTS,
+                                                     LAYOUTS,
+                                                     SceneMix,
+)
 from jointdistill_core.data.synthetic.render import SceneFrame, render_scene
 
 __all__ = ['DEFAULT_FOV_RANGE_DEG', 'DEFAULT_MIX', 'GROUPS', 'INDOOR_LAYOUTS', 'LAYOUTS',

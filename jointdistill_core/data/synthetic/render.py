@@ -8,8 +8,13 @@ import numpy as np
 
 from jointdistill_core.classes import SKY
 from jointdistill_core.data.sample import IGNORE_INDEX
-from jointdistill_core.data.synthetic.camera import (DEFAULT_FOV_RANGE_DEG, CameraPose,
-                                                     check_fov_range, intrinsics, pixel_rays)
+from jointdistill_core.data.synthetic.camera import (
+    DEFAULT_FOV_RANGE_DEG,
+    CameraPose,
+    check_fov_range,
+    intrinsics,
+    pixel_rays,
+)
 from jointdistill_core.data.synthetic.effects import CameraEffects, develop, draw_effects
 from jointdistill_core.data.synthetic.layouts import DEFAULT_MIX, LAYOUTS, SceneMix
 from jointdistill_core.data.synthetic.layouts.base import LayoutContext, Scene

@@ -14,8 +14,12 @@ from typing import Callable
 import numpy as np
 
 from jointdistill_core.data.synthetic.layouts.base import LayoutContext, Scene
-from jointdistill_core.data.synthetic.layouts.indoor import (corridor_scene, loading_scene,
-                                                            office_scene, warehouse_scene)
+from jointdistill_core.data.synthetic.layouts.indoor import (
+    corridor_scene,
+    loading_scene,
+    office_scene,
+    warehouse_scene,
+)
 from jointdistill_core.data.synthetic.layouts.open_areas import parking_scene, plaza_scene
 from jointdistill_core.data.synthetic.layouts.streets import intersection_scene, street_scene
 

@@ -96,6 +96,7 @@ def outdoor_environment(context: LayoutContext) -> Environment:
 
 
 def indoor_environment(context: LayoutContext) -> Environment:
+    """Lamp-lit interior light; lamps glow."""
     context.kit.lights_on = True
     return draw_environment(context.rng, 'indoor')
 

@@ -13,17 +13,40 @@ import numpy as np
 from jointdistill_core.classes import FLAT
 from jointdistill_core.data.synthetic.camera import HANDHELD_RIG, ROBOT_RIG, draw_pose
 from jointdistill_core.data.synthetic.ground import Ground
-from jointdistill_core.data.synthetic.layouts.base import (Footprints, LayoutContext, Scene,
-                                                           indoor_environment)
-from jointdistill_core.data.synthetic.materials import (band, concrete, fade, lines, pavers,
-                                                        stripes, wood)
+from jointdistill_core.data.synthetic.layouts.base import (
+    Footprints,
+    LayoutContext,
+    Scene,
+    indoor_environment,
+)
+from jointdistill_core.data.synthetic.materials import (
+    band,
+    concrete,
+    fade,
+    lines,
+    pavers,
+    stripes,
+    wood,
+)
 from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
-from jointdistill_core.data.synthetic.objects.indoor import (bookcase, box_stack, cabinet,
-                                                             column, desk, dining_chair,
-                                                             floor_lamp, office_chair,
-                                                             pallet_load, rack_block, rack_row,
-                                                             room, sofa, table, television,
-                                                             wall_item)
+from jointdistill_core.data.synthetic.objects.indoor import (
+    bookcase,
+    box_stack,
+    cabinet,
+    column,
+    desk,
+    dining_chair,
+    floor_lamp,
+    office_chair,
+    pallet_load,
+    rack_block,
+    rack_row,
+    room,
+    sofa,
+    table,
+    television,
+    wall_item,
+)
 from jointdistill_core.data.synthetic.objects.people import person
 from jointdistill_core.data.synthetic.objects.plants import potted_plant
 from jointdistill_core.data.synthetic.objects.street import bollard, litter_bin

@@ -7,16 +7,34 @@ import numpy as np
 from jointdistill_core.classes import FLAT, NATURE, OBJECT
 from jointdistill_core.data.synthetic.camera import CAR_RIG, ROBOT_RIG, draw_pose
 from jointdistill_core.data.synthetic.ground import LOW, Ground, Strip
-from jointdistill_core.data.synthetic.layouts.base import (Footprints, LayoutContext, Scene,
-                                                           outdoor_environment)
-from jointdistill_core.data.synthetic.materials import (asphalt, band, box_texture, concrete,
-                                                        dashes, grass, pavers, plain)
+from jointdistill_core.data.synthetic.layouts.base import (
+    Footprints,
+    LayoutContext,
+    Scene,
+    outdoor_environment,
+)
+from jointdistill_core.data.synthetic.materials import (
+    asphalt,
+    band,
+    box_texture,
+    concrete,
+    dashes,
+    grass,
+    pavers,
+    plain,
+)
 from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
 from jointdistill_core.data.synthetic.objects.buildings import shed, urban_block
 from jointdistill_core.data.synthetic.objects.people import cyclist, person
 from jointdistill_core.data.synthetic.objects.plants import bush, tree
-from jointdistill_core.data.synthetic.objects.street import (bench, bollard, litter_bin,
-                                                             planter, sign_post, street_light)
+from jointdistill_core.data.synthetic.objects.street import (
+    bench,
+    bollard,
+    litter_bin,
+    planter,
+    sign_post,
+    street_light,
+)
 from jointdistill_core.data.synthetic.objects.vehicles import car, road_vehicle, trolley
 from jointdistill_core.data.synthetic.primitives import Box, Convex, Part, Thing
 

@@ -14,19 +14,35 @@ import numpy as np
 from jointdistill_core.classes import FLAT, NATURE
 from jointdistill_core.data.synthetic.camera import CAR_RIG, ROBOT_RIG, draw_pose
 from jointdistill_core.data.synthetic.ground import KERB, LOW, Ground, Strip, Union
-from jointdistill_core.data.synthetic.layouts.base import (Footprints, LayoutContext, Scene,
-                                                           outdoor_environment)
+from jointdistill_core.data.synthetic.layouts.base import (
+    Footprints,
+    LayoutContext,
+    Scene,
+    outdoor_environment,
+)
 from jointdistill_core.data.synthetic.layouts.roads import Centerline, CrossSection, Markings
 from jointdistill_core.data.synthetic.materials import asphalt, grass
 from jointdistill_core.data.synthetic.objects import Placement, uniform
-from jointdistill_core.data.synthetic.objects.buildings import (house, paved_texture, shed,
-                                                                urban_block)
+from jointdistill_core.data.synthetic.objects.buildings import (
+    house,
+    paved_texture,
+    shed,
+    urban_block,
+)
 from jointdistill_core.data.synthetic.objects.people import bicycle, cyclist, person
 from jointdistill_core.data.synthetic.objects.plants import bush, hedge, tree
-from jointdistill_core.data.synthetic.objects.street import (bench, bollard, fence,
-                                                             guard_rail, hydrant, litter_bin,
-                                                             sign_post, street_light,
-                                                             traffic_light, wall)
+from jointdistill_core.data.synthetic.objects.street import (
+    bench,
+    bollard,
+    fence,
+    guard_rail,
+    hydrant,
+    litter_bin,
+    sign_post,
+    street_light,
+    traffic_light,
+    wall,
+)
 from jointdistill_core.data.synthetic.objects.vehicles import road_vehicle
 from jointdistill_core.data.synthetic.primitives import Thing
 

@@ -11,9 +11,17 @@ import numpy as np
 
 from jointdistill_core.data.synthetic.materials import Palette
 from jointdistill_core.data.synthetic.noise import Noise
-from jointdistill_core.data.synthetic.primitives import (Box, Capsule, Convex, Cylinder,
-                                                         Ellipsoid, Material, Part,
-                                                         rotation_from_axis, yaw_rotation)
+from jointdistill_core.data.synthetic.primitives import (
+    Box,
+    Capsule,
+    Convex,
+    Cylinder,
+    Ellipsoid,
+    Material,
+    Part,
+    rotation_from_axis,
+    yaw_rotation,
+)
 
 
 @dataclass
@@ -75,4 +83,5 @@ class Placement:
 
 
 def uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """One uniform draw in [low, high) as a Python float."""
     return float(rng.uniform(low, high))

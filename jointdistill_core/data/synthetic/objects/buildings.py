@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from jointdistill_core.classes import CONSTRUCTION
-from jointdistill_core.data.synthetic.materials import (brick, concrete, face_uv, plaster,
-                                                        pavers)
+from jointdistill_core.data.synthetic.materials import brick, concrete, face_uv, pavers, plaster
 from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
 from jointdistill_core.data.synthetic.primitives import Hit, Material, Thing
 

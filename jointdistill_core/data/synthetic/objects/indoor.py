@@ -11,9 +11,18 @@ from __future__ import annotations
 import numpy as np
 
 from jointdistill_core.classes import CONSTRUCTION, OBJECT
-from jointdistill_core.data.synthetic.materials import (box_texture, brick, concrete, face_uv,
-                                                        lines, pavers, plain, plaster, stripes,
-                                                        wood)
+from jointdistill_core.data.synthetic.materials import (
+    box_texture,
+    brick,
+    concrete,
+    face_uv,
+    lines,
+    pavers,
+    plain,
+    plaster,
+    stripes,
+    wood,
+)
 from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
 from jointdistill_core.data.synthetic.objects.vehicles import cardboard
 from jointdistill_core.data.synthetic.primitives import Box, Hit, Material, Part, Thing

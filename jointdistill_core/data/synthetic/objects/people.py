@@ -9,8 +9,14 @@ import numpy as np
 from jointdistill_core.classes import HUMAN, VEHICLE
 from jointdistill_core.data.synthetic.materials import plain
 from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
-from jointdistill_core.data.synthetic.primitives import (Cylinder, Ellipsoid, Hit, Material,
-                                                         Part, Thing)
+from jointdistill_core.data.synthetic.primitives import (
+    Cylinder,
+    Ellipsoid,
+    Hit,
+    Material,
+    Part,
+    Thing,
+)
 
 SKIN = np.array([[0.93, 0.76, 0.64], [0.85, 0.64, 0.5], [0.7, 0.5, 0.36], [0.52, 0.36, 0.24],
                  [0.36, 0.24, 0.16]])
