@@ -1,6 +1,7 @@
 """Synthetic scene rendering speed on one CPU core, as Markdown tables.
 
     .venv/bin/python -m benchmarks.synth_speed [--frames 40] [--repeats 2] [--mix MIX]
+        [--baseline OLD.py]
 
 Renders `--frames` different scenes (seeds 0..N-1 of the default scene mix) at 128x256,
 240x320 and 480x640 with numpy, OpenCV and torch limited to one thread, each `--repeats`
@@ -8,6 +9,10 @@ times. The machine the project develops on is shared, so wall time mostly measur
 other users; the main column is therefore CPU time of this process (the fastest repeat of
 every scene), the estimate for an idle core. Wall-clock frames/s over all repeats and the
 load average are printed beside it, then CPU time per layout at the smallest size.
+
+--baseline takes a renderer module file from an older checkout, e.g. `git show
+ed6b213:jointdistill_core/data/synthetic.py > /tmp/old.py`, and times its
+render_scene(seed, 128, 256) against this one's, interleaved scene by scene, as a ratio.
 """
 from __future__ import annotations
 
@@ -17,10 +22,13 @@ for _variable in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
     os.environ[_variable] = '1'   # before numpy is imported
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
 import torch  # noqa: E402
@@ -64,6 +72,32 @@ def time_size(height: int, width: int, frames: int, repeats: int, mix: SceneMix
     return result, by_layout
 
 
+def _load_module(path: Path):
+    spec = importlib.util.spec_from_file_location('baseline_renderer', path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module          # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare(baseline: Path, frames: int, repeats: int) -> tuple[float, float]:
+    """frames/s (CPU time, fastest repeat) of the baseline and of this renderer at 128x256,
+    the two timed alternately on the same seeds."""
+    old = _load_module(baseline).render_scene
+    old(10_000, 128, 256)
+    render_scene(10_000, 128, 256)
+    times: dict[str, list[float]] = {'old': [], 'new': []}
+    for seed in range(frames):
+        for name, render in (('old', old), ('new', render_scene)):
+            samples = []
+            for _ in range(repeats):
+                start = time.process_time()
+                render(seed, 128, 256)
+                samples.append(time.process_time() - start)
+            times[name].append(min(samples))
+    return 1 / statistics.mean(times['old']), 1 / statistics.mean(times['new'])
+
+
 def main() -> None:
     """Measure every size and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -71,6 +105,8 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=2, help='renders of each scene (2)')
     parser.add_argument('--mix', type=SceneMix.parse, default=DEFAULT_MIX,
                         help=f'scene mix (default {DEFAULT_MIX})')
+    parser.add_argument('--baseline', type=Path,
+                        help='an older renderer module file to compare with at 128x256')
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -91,6 +127,11 @@ def main() -> None:
     print('|---|---|---|')
     for layout, seconds in sorted(by_layout.items()):
         print(f'| {layout} | {len(seconds)} | {1000 * statistics.mean(seconds):.0f} |')
+    if args.baseline:
+        old_fps, new_fps = compare(args.baseline, args.frames, args.repeats)
+        print(f'\n{args.baseline} (default arguments) against this renderer at 128x256, '
+              f'interleaved: {old_fps:.1f} and {new_fps:.1f} frames/s (CPU time); this one '
+              f'takes {old_fps / new_fps:.2f} times as long per frame')
 
 
 if __name__ == '__main__':

@@ -90,52 +90,8 @@ class StreetBuilder:
     # ------------------------------------------------------------------ ground
 
     def ground(self, region) -> Ground:
-        rng, kit = self.rng, self.kit
-        road_color = kit.palette.color(np.full(3, uniform(rng, 0.16, 0.34)) * [1, 1, 1.03], 0.02)
-        wet = rng.random() < 0.12
-        paving = [paved_texture(kit), paved_texture(kit)]
-        kerb_color = kit.palette.color((0.62, 0.62, 0.6), 0.05)
-        lawn = kit.palette.color((0.26, 0.38, 0.14), 0.05)
-        dirt = kit.palette.color((0.42, 0.35, 0.25), 0.05)
-        markings = Markings(kit.palette.pick(MARKING_COLORS[:1] if rng.random() < 0.75
-                                             else MARKING_COLORS[1:], 0.02),
-                            uniform(rng, 8, 13), uniform(rng, 2.5, 4.5), uniform(rng, 0, 9),
-                            str(rng.choice(['dashed', 'solid', 'double'])), self.crossing_s)
-        section, noise, frontage = self.section, kit.noise, self.frontage
-
-        def texture(px, py, kind, footprint):
-            s, lateral = self.line.to_local(px, py)
-            s32, lat32 = s.astype(np.float32), lateral.astype(np.float32)
-            albedo = np.empty((px.size, 3), np.float32)
-            labels = np.full(px.size, FLAT, np.uint8)
-            road = kind == LOW
-            fp = footprint[road]
-            color = asphalt(noise, road_color, s32[road], lat32[road], fp)
-            paint = markings.coverage(section, s32[road], lat32[road], fp)
-            albedo[road] = color * (1 - paint[:, None]) + markings.color * paint[:, None]
-            kerb = kind == KERB
-            albedo[kerb] = kerb_color
-            raised = ~road & ~kerb
-            side = (lateral[raised] > 0).astype(np.int64)
-            beyond = np.abs(lat32[raised]) - np.float32(section.half_width)
-            width = np.asarray(section.sidewalk, np.float32)[side]
-            color = np.empty((side.size, 3), np.float32)
-            for index in (0, 1):
-                mine = side == index
-                color[mine] = paving[index](s32[raised][mine], beyond[mine],
-                                            footprint[raised][mine])
-            green = beyond > width + 0.3
-            green &= np.array([frontage[i] in ('houses', 'park') for i in (0, 1)])[side]
-            grass_color = grass(noise, lawn, dirt, s32[raised][green], beyond[green],
-                                footprint[raised][green])
-            color[green] = grass_color
-            sub = labels[raised]
-            sub[green] = NATURE
-            labels[raised] = sub
-            albedo[raised] = color
-            gloss = np.where(road, np.float32(0.25 if wet else 0.02), np.float32(0.02))
-            return albedo, labels, gloss
-        return Ground(region, section.kerb_m, texture)
+        """The street's two-level ground over `region` (the carriageway)."""
+        return Ground(region, self.section.kerb_m, StreetSurface(self))
 
     # ------------------------------------------------------------------ frontage
 
@@ -346,6 +302,59 @@ class StreetBuilder:
                 turn = (0.0 if rng.random() < 0.5 else np.pi) + uniform(rng, -0.3, 0.3)
             if self.footprints.claim_around(s, lateral, 0.4, 0.4):
                 self.put(person, self.place(s, lateral, turn))
+
+
+class StreetSurface:
+    """Colours and labels of a street's ground: asphalt with markings on the road, kerb
+    stones, paved sidewalks, and lawns beyond them in front of houses and parks (nature)."""
+
+    def __init__(self, builder: StreetBuilder):
+        rng, kit = builder.rng, builder.kit
+        self.line, self.section, self.noise = builder.line, builder.section, kit.noise
+        self.road_color = kit.palette.color(np.full(3, uniform(rng, 0.16, 0.34)) * [1, 1, 1.03],
+                                            0.02)
+        self.road_gloss = np.float32(0.25 if rng.random() < 0.12 else 0.02)   # wet or dry
+        self.paving = [paved_texture(kit), paved_texture(kit)]
+        self.kerb_color = kit.palette.color((0.62, 0.62, 0.6), 0.05)
+        self.lawn = kit.palette.color((0.26, 0.38, 0.14), 0.05)
+        self.dirt = kit.palette.color((0.42, 0.35, 0.25), 0.05)
+        self.markings = Markings(kit.palette.pick(MARKING_COLORS[:1] if rng.random() < 0.75
+                                                  else MARKING_COLORS[1:], 0.02),
+                                 uniform(rng, 8, 13), uniform(rng, 2.5, 4.5), uniform(rng, 0, 9),
+                                 str(rng.choice(['dashed', 'solid', 'double'])),
+                                 builder.crossing_s)
+        self.green_side = np.array([kind in ('houses', 'park') for kind in builder.frontage])
+
+    def __call__(self, px, py, kind, footprint):
+        s, lateral = self.line.to_local(px, py)
+        s, lateral = s.astype(np.float32), lateral.astype(np.float32)
+        albedo = np.empty((px.size, 3), np.float32)
+        labels = np.full(px.size, FLAT, np.uint8)
+        road, kerb = kind == LOW, kind == KERB
+        raised = ~road & ~kerb
+        albedo[road] = self._road(s[road], lateral[road], footprint[road])
+        albedo[kerb] = self.kerb_color
+        albedo[raised], labels[raised] = self._raised(s[raised], lateral[raised],
+                                                      footprint[raised])
+        return albedo, labels, np.where(road, self.road_gloss, np.float32(0.02))
+
+    def _road(self, s, lateral, footprint) -> np.ndarray:
+        color = asphalt(self.noise, self.road_color, s, lateral, footprint)
+        paint = self.markings.coverage(self.section, s, lateral, footprint)[:, None]
+        return color * (1 - paint) + self.markings.color * paint
+
+    def _raised(self, s, lateral, footprint) -> tuple[np.ndarray, np.ndarray]:
+        side = (lateral > 0).astype(np.int64)
+        beyond = np.abs(lateral) - np.float32(self.section.half_width)
+        color = np.empty((s.size, 3), np.float32)
+        for index in (0, 1):
+            mine = side == index
+            color[mine] = self.paving[index](s[mine], beyond[mine], footprint[mine])
+        width = np.asarray(self.section.sidewalk, np.float32)[side]
+        green = (beyond > width + 0.3) & self.green_side[side]
+        color[green] = grass(self.noise, self.lawn, self.dirt, s[green], beyond[green],
+                             footprint[green])
+        return color, np.where(green, NATURE, FLAT).astype(np.uint8)
 
 
 def _cross_section(rng: np.random.Generator, robot: bool) -> CrossSection:

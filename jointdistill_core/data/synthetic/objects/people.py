@@ -4,6 +4,8 @@ vests and hard hats, backpacks; cyclists (the rider human, the bicycle vehicle, 
 Cityscapes)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from jointdistill_core.classes import HUMAN, VEHICLE
@@ -48,101 +50,149 @@ def _vest(color, stripe) -> Material:
     return Material(albedo, 0.1)
 
 
-def person(kit: Kit, place: Placement, worker: bool = False) -> Thing:
-    """A standing or walking person facing the placement's heading (local +y)."""
+@dataclass
+class _Body:
+    """Proportions, gait and clothes of one person (metres, radians)."""
+    height: float
+    build: float
+    head_scale: float
+    walking: bool
+    phase: float
+    amplitude: float
+    skin: Material
+    top: Material
+    bottom: Material
+    shoes: Material
+    hair: Material
+    long_sleeves: bool
+    bare_shins: bool
+
+
+def _draw_body(kit: Kit) -> _Body:
     rng, palette = kit.rng, kit.palette
     child = rng.random() < 0.1
     height = uniform(rng, 1.0, 1.4) if child else uniform(rng, 1.52, 1.95)
     build = uniform(rng, 0.85, 1.2)
-    head_scale = 1.15 if child else 1.0
     walking = rng.random() < 0.6
     phase = uniform(rng, 0, 2 * np.pi)
     amplitude = np.deg2rad(uniform(rng, 15, 28)) if walking else np.deg2rad(uniform(rng, 0, 5))
-    skin = palette.pick(SKIN, 0.03)
+    skin = plain(palette.pick(SKIN, 0.03))
     top = palette.pick(TOPS, 0.06) if rng.random() < 0.85 else palette.color(rng.uniform(0, 1, 3))
-    bottom = palette.pick(BOTTOMS, 0.05)
-    shoes = palette.color((0.08, 0.07, 0.07), 0.05)
-    hair = palette.pick(HAIR, 0.03)
-    long_sleeves = rng.random() < 0.65
-    bare_shins = rng.random() < 0.18
-    top_m, bottom_m, skin_m = Material(top, 0.05), plain(bottom), plain(skin)
+    bottom = plain(palette.pick(BOTTOMS, 0.05))
+    shoes = plain(palette.color((0.08, 0.07, 0.07), 0.05))
+    hair = plain(palette.pick(HAIR, 0.03))
+    return _Body(height, build, 1.15 if child else 1.0, walking, phase, float(amplitude), skin,
+                 Material(top, 0.05), bottom, shoes, hair, rng.random() < 0.65,
+                 rng.random() < 0.18)
 
+
+def _legs(body: _Body, place: Placement) -> tuple[list[Part], float]:
+    """Thighs, shins and shoes, the lower foot on the ground; returns them and the hip
+    height (metres)."""
+    height = body.height
     legs = []
     for side, sign in ((-1, 1.0), (1, -1.0)):
-        swing = sign * amplitude * np.sin(phase)
-        bend = max(0.0, -np.sin(phase * sign)) * amplitude * 1.2 if walking else 0.0
+        swing = sign * body.amplitude * np.sin(body.phase)
+        bend = (max(0.0, -np.sin(body.phase * sign)) * body.amplitude * 1.2 if body.walking
+                else 0.0)
         legs.append((side, *_leg(height, swing, bend)))
     hip_z = 0.52 * height
-    lowest = min(hip_z + ankle[1] for _, _, ankle in legs)
-    lift = 0.04 * height - lowest            # keep the lower foot on the ground
-    hip_z += lift
-    hip_x = 0.085 * height * build
+    hip_z += 0.04 * height - min(hip_z + ankle[1] for _, _, ankle in legs)
     parts: list[Part] = []
     for side, knee, ankle in legs:
-        hip = np.array([side * hip_x, 0.0, hip_z])
+        hip = np.array([side * 0.085 * height * body.build, 0.0, hip_z])
         knee_p = hip + [0.0, knee[0], knee[1]]
         ankle_p = hip + [0.0, ankle[0], ankle[1]]
-        parts.append(place.capsule(hip, knee_p, 0.047 * height * build, HUMAN, bottom_m))
-        parts.append(place.capsule(knee_p, ankle_p, 0.036 * height,
-                                   HUMAN, skin_m if bare_shins else bottom_m))
+        parts.append(place.capsule(hip, knee_p, 0.047 * height * body.build, HUMAN,
+                                   body.bottom))
+        parts.append(place.capsule(knee_p, ankle_p, 0.036 * height, HUMAN,
+                                   body.skin if body.bare_shins else body.bottom))
         parts.append(place.box(ankle_p + [0.0, 0.035 * height, -0.015 * height],
                                (0.035 * height, 0.065 * height, 0.022 * height), HUMAN,
-                               plain(shoes)))
-    shoulder_z = hip_z + 0.295 * height
-    lean = np.deg2rad(uniform(rng, 2, 7)) if walking else 0.0
-    torso_center = place.point((0, 0.12 * height * np.sin(lean), hip_z + 0.16 * height))
-    torso_rotation = place.rotation @ np.array([[1, 0, 0], [0, np.cos(lean), np.sin(lean)],
-                                                [0, -np.sin(lean), np.cos(lean)]])
-    torso_half = (0.125 * height * build, 0.068 * height * build, 0.13 * height)
-    if worker or (rng.random() < 0.04):
-        vest = _vest(palette.pick(HI_VIS, 0.03), np.array([0.8, 0.8, 0.78], np.float32))
-        torso_material = vest
-    else:
-        torso_material = top_m
-    parts.append(Part(Cylinder(torso_center, torso_half, torso_rotation), HUMAN, torso_material))
-    parts.append(place.ellipsoid((0, 0, hip_z + 0.01 * height),
-                                 (0.1 * height * build, 0.066 * height * build, 0.065 * height),
-                                 HUMAN, bottom_m))
+                               body.shoes))
+    return parts, hip_z
+
+
+def _torso(kit: Kit, body: _Body, place: Placement, hip_z: float, worker: bool
+           ) -> list[Part]:
+    """Torso (leaning forward when walking; a hi-vis vest on workers) and pelvis."""
+    rng, height = kit.rng, body.height
+    lean = np.deg2rad(uniform(rng, 2, 7)) if body.walking else 0.0
+    center = place.point((0, 0.12 * height * np.sin(lean), hip_z + 0.16 * height))
+    rotation = place.rotation @ np.array([[1, 0, 0], [0, np.cos(lean), np.sin(lean)],
+                                          [0, -np.sin(lean), np.cos(lean)]])
+    half = (0.125 * height * body.build, 0.068 * height * body.build, 0.13 * height)
+    material = body.top
+    if worker or rng.random() < 0.04:
+        material = _vest(kit.palette.pick(HI_VIS, 0.03), np.array([0.8, 0.8, 0.78], np.float32))
+    pelvis = place.ellipsoid((0, 0, hip_z + 0.01 * height), (0.1 * height * body.build,
+                                                             0.066 * height * body.build,
+                                                             0.065 * height), HUMAN, body.bottom)
+    return [Part(Cylinder(center, half, rotation), HUMAN, material), pelvis]
+
+
+def _arms(rng: np.random.Generator, body: _Body, place: Placement, shoulder_z: float
+          ) -> list[Part]:
+    """Upper arms, forearms (sleeved or bare) and hands, swinging against the legs."""
+    height, parts = body.height, []
     for side, sign in ((-1, -1.0), (1, 1.0)):
-        swing = sign * amplitude * 1.1 * np.sin(phase) if walking else np.deg2rad(
-            uniform(rng, -6, 6))
-        elbow_bend = np.deg2rad(uniform(rng, 8, 35))
-        shoulder = np.array([side * 0.135 * height * build, 0.0, shoulder_z])
-        out = side * 0.1
-        upper = 0.172 * height
-        elbow = shoulder + upper * np.array([out * 0.5, np.sin(swing), -np.cos(swing)])
-        fore_angle = swing + elbow_bend
-        wrist = elbow + 0.155 * height * np.array([out * 0.3, np.sin(fore_angle),
-                                                   -np.cos(fore_angle)])
-        hand = wrist + 0.05 * height * np.array([0, np.sin(fore_angle), -np.cos(fore_angle)])
-        parts.append(place.capsule(shoulder, elbow, 0.03 * height * build, HUMAN, top_m))
-        parts.append(place.capsule(elbow, wrist, 0.025 * height,
-                                   HUMAN, top_m if long_sleeves else skin_m))
-        parts.append(place.capsule(wrist, hand, 0.021 * height, HUMAN, skin_m))
-    neck_z = shoulder_z + 0.01 * height
-    parts.append(place.capsule((0, 0, neck_z - 0.02 * height), (0, 0.005 * height,
-                                                                 neck_z + 0.05 * height),
-                               0.026 * height, HUMAN, skin_m))
-    head_center = np.array([0, 0.012 * height, neck_z + 0.11 * height])
-    head_half = np.array([0.052, 0.06, 0.07]) * height * head_scale
-    parts.append(place.ellipsoid(head_center, head_half, HUMAN, skin_m))
+        swing = (sign * body.amplitude * 1.1 * np.sin(body.phase) if body.walking
+                 else np.deg2rad(uniform(rng, -6, 6)))
+        fore_angle = swing + np.deg2rad(uniform(rng, 8, 35))       # the elbow bends forward
+        shoulder = np.array([side * 0.135 * height * body.build, 0.0, shoulder_z])
+        elbow = shoulder + 0.172 * height * np.array([side * 0.05, np.sin(swing), -np.cos(swing)])
+        along = np.array([0, np.sin(fore_angle), -np.cos(fore_angle)])
+        wrist = elbow + 0.155 * height * (along + [side * 0.03, 0, 0])
+        parts.append(place.capsule(shoulder, elbow, 0.03 * height * body.build, HUMAN, body.top))
+        parts.append(place.capsule(elbow, wrist, 0.025 * height, HUMAN,
+                                   body.top if body.long_sleeves else body.skin))
+        parts.append(place.capsule(wrist, wrist + 0.05 * height * along, 0.021 * height, HUMAN,
+                                   body.skin))
+    return parts
+
+
+def _head(kit: Kit, body: _Body, place: Placement, neck_z: float, worker: bool
+          ) -> tuple[list[Part], np.ndarray, np.ndarray]:
+    """Neck, head and hair (or a hard hat on most workers); returns them with the head's
+    centre and semi-axes (local metres)."""
+    rng, height = kit.rng, body.height
+    neck = place.capsule((0, 0, neck_z - 0.02 * height), (0, 0.005 * height,
+                                                          neck_z + 0.05 * height),
+                         0.026 * height, HUMAN, body.skin)
+    center = np.array([0, 0.012 * height, neck_z + 0.11 * height])
+    half = np.array([0.052, 0.06, 0.07]) * height * body.head_scale
+    parts = [neck, place.ellipsoid(center, half, HUMAN, body.skin)]
     if worker and rng.random() < 0.6:
-        helmet = plain(palette.pick([[0.95, 0.85, 0.1], [0.95, 0.95, 0.93], [0.9, 0.4, 0.05]]))
-        parts.append(place.ellipsoid(head_center + [0, -0.005 * height, 0.03 * height],
-                                     head_half * [1.15, 1.12, 0.85], HUMAN, helmet))
+        helmet = plain(kit.palette.pick([[0.95, 0.85, 0.1], [0.95, 0.95, 0.93],
+                                         [0.9, 0.4, 0.05]]))
+        parts.append(place.ellipsoid(center + [0, -0.005 * height, 0.03 * height],
+                                     half * [1.15, 1.12, 0.85], HUMAN, helmet))
     else:
         long_hair = rng.random() < 0.35
-        hair_half = head_half * [1.06, 1.04, 1.0 + (0.25 if long_hair else 0.0)]
-        hair_center = head_center + [0, -0.016 * height, (0.012 - (0.03 if long_hair else 0))
-                                     * height]
-        parts.append(place.ellipsoid(hair_center, hair_half, HUMAN, plain(hair)))
-    if rng.random() < 0.2:
-        bag = plain(palette.pick([[0.05, 0.05, 0.06], [0.15, 0.2, 0.4], [0.5, 0.1, 0.1]]))
-        parts.append(place.box((0, -0.1 * height * build, hip_z + 0.18 * height),
+        hair_half = half * [1.06, 1.04, 1.0 + (0.25 if long_hair else 0.0)]
+        hair_center = center + [0, -0.016 * height, (0.012 - (0.03 if long_hair else 0)) * height]
+        parts.append(place.ellipsoid(hair_center, hair_half, HUMAN, body.hair))
+    return parts, center, half
+
+
+def person(kit: Kit, place: Placement, worker: bool = False) -> Thing:
+    """A standing or walking person facing the placement's heading (local +y)."""
+    body = _draw_body(kit)
+    height = body.height
+    parts, hip_z = _legs(body, place)
+    shoulder_z = hip_z + 0.295 * height
+    parts += _torso(kit, body, place, hip_z, worker)
+    parts += _arms(kit.rng, body, place, shoulder_z)
+    head, head_center, head_half = _head(kit, body, place, shoulder_z + 0.01 * height, worker)
+    parts += head
+    if kit.rng.random() < 0.2:
+        bag = plain(kit.palette.pick([[0.05, 0.05, 0.06], [0.15, 0.2, 0.4], [0.5, 0.1, 0.1]]))
+        parts.append(place.box((0, -0.1 * height * body.build, hip_z + 0.18 * height),
                                (0.1 * height, 0.05 * height, 0.12 * height), HUMAN, bag))
     proxy = [place.capsule((0, 0, 0.12 * height), (0, 0, shoulder_z - 0.04 * height),
-                           0.13 * height * build, HUMAN, top_m),
-             Part(Ellipsoid(place.point(head_center), head_half, place.rotation), HUMAN, skin_m)]
+                           0.13 * height * body.build, HUMAN, body.top),
+             Part(Ellipsoid(place.point(head_center), head_half, place.rotation), HUMAN,
+                  body.skin)]
     return Thing(parts, proxy)
 
 
