@@ -2,6 +2,8 @@
 delivery robot."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from jointdistill_core.classes import FLAT, NATURE, OBJECT
@@ -38,7 +40,77 @@ from jointdistill_core.data.synthetic.objects.street import (
 from jointdistill_core.data.synthetic.objects.vehicles import car, road_vehicle, trolley
 from jointdistill_core.data.synthetic.primitives import Box, Convex, Part, Thing
 
-BAY_W, BAY_D = 2.5, 5.0
+BAY_W, BAY_D = 2.5, 5.0        # a parking bay across and along, metres
+
+
+@dataclass
+class ParkingLot:
+    """A lot of `aisles` parallel aisles along +Y (centres `centers`, metres), each with a
+    row of bays on both sides, marked from rows_start to y_high - 8; kerb around it."""
+    aisle: float
+    centers: np.ndarray
+    y_low: float
+    y_high: float
+    kerb: float
+
+    @property
+    def pitch(self) -> float:
+        return 2 * BAY_D + self.aisle
+
+    @property
+    def x_range(self) -> tuple[float, float]:
+        return self.centers[0] - self.pitch / 2, self.centers[-1] + self.pitch / 2
+
+    @property
+    def rows_start(self) -> float:
+        return self.y_low + 8.0
+
+    def region(self) -> Strip:
+        x_low, x_high = self.x_range
+        return Strip((x_low + x_high) / 2, 0.0, 0.0, (x_high - x_low) / 2,
+                     (self.y_low, self.y_high))
+
+
+class ParkingSurface:
+    """Ground colours of a lot: asphalt with bay lines; a concrete apron, then grass."""
+
+    def __init__(self, kit: Kit, lot: ParkingLot):
+        rng = kit.rng
+        self.lot, self.noise = lot, kit.noise
+        self.paint = kit.palette.color((0.85, 0.85, 0.8), 0.03)
+        self.tarmac = kit.palette.color(np.full(3, uniform(rng, 0.2, 0.35)), 0.02)
+        self.lawn = kit.palette.color((0.28, 0.38, 0.15))
+        self.dirt = kit.palette.color((0.4, 0.34, 0.25))
+
+    def __call__(self, px, py, kind, footprint):
+        albedo = np.empty((px.size, 3), np.float32)
+        labels = np.full(px.size, FLAT, np.uint8)
+        x, y = px.astype(np.float32), py.astype(np.float32)
+        low = kind == LOW
+        albedo[low] = self._lot(x[low], y[low], footprint[low])
+        albedo[~low], labels[~low] = self._around(x[~low], y[~low], footprint[~low])
+        return albedo, labels, np.float32(0.02)
+
+    def _lot(self, x, y, footprint) -> np.ndarray:
+        lot, pitch = self.lot, self.lot.pitch
+        color = asphalt(self.noise, self.tarmac, x, y, footprint)
+        offset = np.mod(x - np.float32(lot.centers[0]) + pitch / 2, pitch)   # 0 .. pitch
+        in_bays = (offset < BAY_D) | (offset > pitch - BAY_D)
+        along = y - np.float32(lot.rows_start)
+        marked = along > 0
+        paint = dashes(along, BAY_W, 0.12, footprint) * in_bays * marked * (y < lot.y_high - 8)
+        paint = np.maximum(paint, band(offset, BAY_D, 0.12, footprint) * marked)
+        paint = np.maximum(paint, band(offset, pitch - BAY_D, 0.12, footprint) * marked)
+        return color * (1 - paint[:, None]) + self.paint * paint[:, None]
+
+    def _around(self, x, y, footprint) -> tuple[np.ndarray, np.ndarray]:
+        x_low, x_high = self.lot.x_range
+        apron = (np.abs(x - np.float32((x_low + x_high) / 2)) < (x_high - x_low) / 2 + 2.0) & (
+            y < self.lot.y_high + 2.0)
+        green = grass(self.noise, self.lawn, self.dirt, x, y, footprint)
+        paved = concrete(self.noise, self.paint * 0.75, x, y, footprint)
+        return (np.where(apron[:, None], paved, green),
+                np.where(apron, FLAT, NATURE).astype(np.uint8))
 
 
 def parking_scene(context: LayoutContext) -> Scene:
@@ -46,58 +118,35 @@ def parking_scene(context: LayoutContext) -> Scene:
     lamp posts on planted islands, people walking to their cars, a store at the end."""
     rng, kit = context.rng, context.kit
     aisle = uniform(rng, 6.0, 7.5)
-    pitch = 2 * BAY_D + aisle                   # aisle centre to aisle centre
     aisles = int(rng.integers(2, 6))
-    first = -pitch * int(rng.integers(0, aisles))
-    centers = first + pitch * np.arange(aisles)
-    x_low, x_high = centers[0] - pitch / 2, centers[-1] + pitch / 2
-    y_low, y_high = -12.0, uniform(rng, 45, 110)
-    lot = Strip((x_low + x_high) / 2, 0.0, 0.0, (x_high - x_low) / 2, (y_low, y_high))
-    kerb = uniform(rng, 0.1, 0.16)
-    lines_color = kit.palette.color((0.85, 0.85, 0.8), 0.03)
-    tarmac = kit.palette.color(np.full(3, uniform(rng, 0.2, 0.35)), 0.02)
-    lawn, dirt = kit.palette.color((0.28, 0.38, 0.15)), kit.palette.color((0.4, 0.34, 0.25))
-    rows_start = y_low + 8.0
-    noise = kit.noise
-
-    def texture(px, py, kind, footprint):
-        albedo = np.empty((px.size, 3), np.float32)
-        labels = np.full(px.size, FLAT, np.uint8)
-        x, y = px.astype(np.float32), py.astype(np.float32)
-        low = kind == LOW
-        fp = footprint[low]
-        color = asphalt(noise, tarmac, x[low], y[low], fp)
-        offset = np.mod(x[low] - np.float32(centers[0]) + pitch / 2, pitch)  # 0 .. pitch
-        in_bays = (offset < BAY_D) | (offset > pitch - BAY_D)
-        along = y[low] - np.float32(rows_start)
-        paint = dashes(along, BAY_W, 0.12, fp) * in_bays * (along > 0) * (y[low] < y_high - 8)
-        paint = np.maximum(paint, band(offset, BAY_D, 0.12, fp) * (along > 0))
-        paint = np.maximum(paint, band(offset, pitch - BAY_D, 0.12, fp) * (along > 0))
-        albedo[low] = color * (1 - paint[:, None]) + lines_color * paint[:, None]
-        high = ~low
-        green = grass(noise, lawn, dirt, x[high], y[high], footprint[high])
-        edge = (np.abs(x[high] - np.float32((x_low + x_high) / 2)) < (x_high - x_low) / 2 + 2.0) & (
-            y[high] < y_high + 2.0)
-        albedo[high] = np.where(edge[:, None], concrete(noise, lines_color * 0.75, x[high],
-                                                        y[high], footprint[high]), green)
-        labels[high] = np.where(edge, FLAT, NATURE)
-        return albedo, labels, np.float32(0.02)
-
-    ground = Ground(lot, kerb, texture)
-    lane = int(rng.integers(aisles))
-    camera_x = float(centers[lane]) + uniform(rng, -1.0, 1.0)
+    pitch = 2 * BAY_D + aisle
+    centers = -pitch * int(rng.integers(0, aisles)) + pitch * np.arange(aisles)
+    lot = ParkingLot(aisle, centers, -12.0, uniform(rng, 45, 110), uniform(rng, 0.1, 0.16))
+    ground = Ground(lot.region(), lot.kerb, ParkingSurface(kit, lot))
+    camera_x = float(centers[rng.integers(aisles)]) + uniform(rng, -1.0, 1.0)
     camera = draw_pose(rng, CAR_RIG, camera_x, 0.0, 0.0, 0.0, context.fov)
     context.camera = camera
     environment = outdoor_environment(context)
     things: list[Thing] = []
     taken = Footprints()
     taken.claim(camera_x - 1.2, camera_x + 1.2, -6.0, 3.0)
+    _parked_rows(context, lot, things, taken)
+    _islands(context, lot, things)
+    _lot_traffic(context, lot, things, taken)
+    things += _perimeter(context, *lot.x_range, lot.y_high, lot.kerb)
+    return Scene('parking', ground, things, camera, environment)
+
+
+def _parked_rows(context: LayoutContext, lot: ParkingLot, things: list[Thing],
+                 taken: Footprints) -> None:
+    """Cars (some vans, trucks) nose-in or nose-out in a random share of the bays."""
+    rng = context.rng
     occupancy = uniform(rng, 0.35, 0.95)
-    for center in centers:
+    for center in lot.centers:
         for side in (-1, 1):
-            bay_x = center + side * (aisle / 2 + BAY_D / 2)
-            y = rows_start
-            while y + BAY_W < y_high - 8:
+            bay_x = center + side * (lot.aisle / 2 + BAY_D / 2)
+            y = lot.rows_start
+            while y + BAY_W < lot.y_high - 8:
                 if rng.random() < occupancy:
                     heading = (np.pi / 2 if rng.random() < 0.5 else -np.pi / 2)
                     place = Placement(bay_x + uniform(rng, -0.3, 0.3), y + BAY_W / 2,
@@ -105,29 +154,39 @@ def parking_scene(context: LayoutContext) -> Scene:
                     context.put(things, car if rng.random() < 0.85 else road_vehicle, place)
                     taken.claim(bay_x - 2.4, bay_x + 2.4, y, y + BAY_W)
                 y += BAY_W
-    # Islands with lamps and trees at the row ends, a moving car, people, trolleys.
-    for center in centers[:-1]:
-        island_x = center + pitch / 2
-        half = (1.0, 3.0, kerb)
-        things.append(Thing([Part(Box((island_x, rows_start - 4.0, kerb / 2), half), FLAT,
-                                  box_texture(half, lambda u, v, fp, hit: concrete(
-                                      noise, lines_color * 0.8, u, v, fp)))]))
-        context.put(things, street_light, Placement(island_x, rows_start - 4.5, kerb), 1.2)
-        context.put(things, tree, Placement(island_x, rows_start - 3.0, kerb), 0.7)
+
+
+def _islands(context: LayoutContext, lot: ParkingLot, things: list[Thing]) -> None:
+    """Kerbed islands between the row ends with a lamp post and a tree."""
+    kit = context.kit
+    color = kit.palette.color((0.68, 0.68, 0.64), 0.03)
+    for center in lot.centers[:-1]:
+        island_x = center + lot.pitch / 2
+        half = (1.0, 3.0, lot.kerb)
+        material = box_texture(half, lambda u, v, fp, hit: concrete(kit.noise, color, u, v, fp))
+        things.append(Thing([Part(Box((island_x, lot.rows_start - 4.0, lot.kerb / 2), half),
+                                  FLAT, material)]))
+        context.put(things, street_light, Placement(island_x, lot.rows_start - 4.5, lot.kerb), 1.2)
+        context.put(things, tree, Placement(island_x, lot.rows_start - 3.0, lot.kerb), 0.7)
+
+
+def _lot_traffic(context: LayoutContext, lot: ParkingLot, things: list[Thing],
+                 taken: Footprints) -> None:
+    """A few cars moving along the aisles, people walking to their cars, trolleys."""
+    rng = context.rng
     for _ in range(rng.integers(0, 3)):
-        x = float(centers[rng.integers(aisles)]) + uniform(rng, -1.5, 1.5)
-        y = uniform(rng, 10, y_high - 10)
+        x = float(lot.centers[rng.integers(len(lot.centers))]) + uniform(rng, -1.5, 1.5)
+        y = uniform(rng, 10, lot.y_high - 10)
         if taken.claim_around(x, y, 1.2, 3.0):
             context.put(things, road_vehicle, Placement(x, y, 0.0, rng.choice([0.0, np.pi])))
     for _ in range(rng.integers(1, 10)):
-        x = float(centers[rng.integers(aisles)]) + uniform(rng, -aisle / 2, aisle / 2)
+        x = float(lot.centers[rng.integers(len(lot.centers))]) + uniform(rng, -lot.aisle / 2,
+                                                                          lot.aisle / 2)
         y = uniform(rng, 4, 60)
         if taken.claim_around(x, y, 0.4, 0.4):
             context.put(things, person, Placement(x, y, 0.0, uniform(rng, -np.pi, np.pi)))
             if rng.random() < 0.3 and taken.claim_around(x, y + 0.9, 0.4, 0.6):
                 context.put(things, trolley, Placement(x, y + 0.9, 0.0, uniform(rng, -0.3, 0.3)))
-    things += _perimeter(context, x_low, x_high, y_high, kerb)
-    return Scene('parking', ground, things, camera, environment)
 
 
 def _perimeter(context: LayoutContext, x_low: float, x_high: float, y_high: float, kerb: float
@@ -173,25 +232,46 @@ def _umbrella(kit: Kit, place: Placement) -> Thing:
     return Thing(parts, parts[:2])
 
 
+class PlazaSurface:
+    """Paving of a square: stones of one size in running bond, with darker bands."""
+
+    def __init__(self, kit: Kit):
+        rng = kit.rng
+        self.noise = kit.noise
+        self.base = kit.palette.color(np.full(3, uniform(rng, 0.45, 0.72)) * [1.0, 0.97, 0.93],
+                                      0.05)
+        self.accent = kit.palette.color(self.base * uniform(rng, 0.6, 0.85), 0.05)
+        self.size = uniform(rng, 0.3, 0.8)
+        self.aspect = uniform(rng, 0.5, 1.0)
+        self.band_pitch = uniform(rng, 6, 14)
+
+    def __call__(self, px, py, kind, footprint):
+        x, y = px.astype(np.float32), py.astype(np.float32)
+        color = pavers(self.noise, self.base, x, y, footprint, self.size,
+                       self.size * self.aspect, 0.01)
+        stripe = band(np.mod(x, self.band_pitch), self.band_pitch / 2, 0.6, footprint)
+        color = color * (1 - stripe[:, None]) + self.accent * stripe[:, None]
+        return color, np.full(px.size, FLAT, np.uint8), np.float32(0.03)
+
+
+@dataclass
+class Square:
+    """The open area of a plaza: centre (2,) and half sizes (metres)."""
+    center: np.ndarray
+    half_x: float
+    half_y: float
+
+    def spot(self, rng: np.random.Generator, margin: float) -> tuple[float, float]:
+        """A random point at least `margin` metres inside the square."""
+        return (float(self.center[0]) + uniform(rng, -self.half_x + margin, self.half_x - margin),
+                float(self.center[1]) + uniform(rng, -self.half_y + margin, self.half_y - margin))
+
+
 def plaza_scene(context: LayoutContext) -> Scene:
     """A delivery robot on a paved city square: buildings round it, planters with trees,
     benches, bollards, lamps, cafe tables, and many people, some close."""
-    rng, kit = context.rng, context.kit
-    noise = kit.noise
-    base = kit.palette.color(np.full(3, uniform(rng, 0.45, 0.72)) * [1.0, 0.97, 0.93], 0.05)
-    accent = kit.palette.color(base * uniform(rng, 0.6, 0.85), 0.05)
-    size = uniform(rng, 0.3, 0.8)
-    aspect = uniform(rng, 0.5, 1.0)
-    band_pitch = uniform(rng, 6, 14)
-
-    def texture(px, py, kind, footprint):
-        x, y = px.astype(np.float32), py.astype(np.float32)
-        color = pavers(noise, base, x, y, footprint, size, size * aspect, 0.01)
-        stripe = band(np.mod(x, band_pitch), band_pitch / 2, 0.6, footprint)
-        color = color * (1 - stripe[:, None]) + accent * stripe[:, None]
-        return color, np.full(px.size, FLAT, np.uint8), np.float32(0.03)
-
-    ground = Ground(None, 0.0, texture)
+    rng = context.rng
+    ground = Ground(None, 0.0, PlazaSurface(context.kit))
     heading = uniform(rng, -np.pi, np.pi)
     camera = draw_pose(rng, ROBOT_RIG, 0.0, 0.0, 0.0, heading, context.fov)
     context.camera = camera
@@ -200,57 +280,73 @@ def plaza_scene(context: LayoutContext) -> Scene:
     taken = Footprints()
     taken.claim_around(0.0, 0.0, 1.0, 1.0)
     half_x, half_y = uniform(rng, 15, 45), uniform(rng, 15, 45)
-    center = rng.uniform(-0.5, 0.5, 2) * [half_x, half_y]
+    square = Square(rng.uniform(-0.5, 0.5, 2) * [half_x, half_y], half_x, half_y)
+    _surrounding_buildings(context, square, things)
+    _plaza_furniture(context, square, things, taken)
+    _plaza_people(context, square, heading, things, taken)
+    return Scene('plaza', ground, things, camera, environment)
+
+
+def _surrounding_buildings(context: LayoutContext, square: Square, things: list[Thing]) -> None:
+    """Rows of buildings along the four sides, with gaps where streets leave the square."""
+    rng = context.rng
     for side in range(4):
         along_x = side % 2 == 0
-        extent = half_x if along_x else half_y
+        extent = square.half_x if along_x else square.half_y
         position = -extent - 10
         while position < extent + 10:
             length, depth = uniform(rng, 10, 30), uniform(rng, 10, 20)
             if rng.random() < 0.12:
                 position += uniform(rng, 6, 14)          # a street leaving the square
                 continue
-            offset = (half_y if along_x else half_x) + depth / 2
+            offset = (square.half_y if along_x else square.half_x) + depth / 2
             sign = 1 if side < 2 else -1
+            x, y = square.center
             if along_x:
-                place = Placement(center[0] + position + length / 2, center[1] + sign * offset,
-                                  0.0, np.pi / 2)
+                place = Placement(x + position + length / 2, y + sign * offset, 0.0, np.pi / 2)
             else:
-                place = Placement(center[0] + sign * offset, center[1] + position + length / 2)
+                place = Placement(x + sign * offset, y + position + length / 2)
             context.put(things, urban_block, place, length, depth, uniform(rng, 8, 30))
             position += length
+
+
+def _plaza_furniture(context: LayoutContext, square: Square, things: list[Thing],
+                     taken: Footprints) -> None:
+    """Benches, bollards, bins, signs, lamps, cafe tables, and planters with a tree or bush."""
+    rng, kit = context.rng, context.kit
     builders = (bench, bollard, litter_bin, sign_post, street_light, _umbrella)
     weights = np.array([0.2, 0.25, 0.12, 0.08, 0.15, 0.2])
     for _ in range(rng.integers(6, 20)):
-        x = center[0] + uniform(rng, -half_x + 1, half_x - 1)
-        y = center[1] + uniform(rng, -half_y + 1, half_y - 1)
+        x, y = square.spot(rng, 1.0)
         if not taken.claim_around(x, y, 1.2, 1.2):
             continue
-        kind = int(rng.choice(len(builders), p=weights))
+        builder = builders[int(rng.choice(len(builders), p=weights))]
         place = Placement(x, y, 0.0, uniform(rng, -np.pi, np.pi))
-        if builders[kind] is street_light:
+        if builder is street_light:
             context.put(things, street_light, place, 0.6)
         else:
-            context.put(things, builders[kind], place)
+            context.put(things, builder, place)
     for _ in range(rng.integers(1, 6)):
-        x = center[0] + uniform(rng, -half_x + 3, half_x - 3)
-        y = center[1] + uniform(rng, -half_y + 3, half_y - 3)
+        x, y = square.spot(rng, 3.0)
         if taken.claim_around(x, y, 1.8, 1.8):
-            place = Placement(x, y, 0.0, uniform(rng, 0, np.pi))
-            box_parts = planter(kit, place)
+            box_parts = planter(kit, Placement(x, y, 0.0, uniform(rng, 0, np.pi)))
             plant = tree(kit, Placement(x, y, 0.5), 0.6) if rng.random() < 0.6 else bush(
                 kit, Placement(x, y, 0.5))
             things.append(Thing(box_parts + plant.parts, box_parts + plant.proxy))
+
+
+def _plaza_people(context: LayoutContext, square: Square, heading: float,
+                  things: list[Thing], taken: Footprints) -> None:
+    """People, mostly in front of the robot (the first three within 12 m), and cyclists."""
+    rng = context.rng
     for index in range(rng.integers(3, 25)):
-        reach = 12.0 if index < 3 else max(half_x, half_y)
-        angle = heading + uniform(rng, -0.7, 0.7)      # mostly in front of the robot
+        reach = 12.0 if index < 3 else max(square.half_x, square.half_y)
+        angle = heading + uniform(rng, -0.7, 0.7)
         distance = uniform(rng, 2.0, reach)
         x, y = -distance * np.sin(angle), distance * np.cos(angle)
         if taken.claim_around(x, y, 0.4, 0.4):
             context.put(things, person, Placement(x, y, 0.0, uniform(rng, -np.pi, np.pi)))
     for _ in range(rng.integers(0, 3) if rng.random() < 0.3 else 0):
-        x = center[0] + uniform(rng, -half_x + 2, half_x - 2)
-        y = center[1] + uniform(rng, -half_y + 2, half_y - 2)
+        x, y = square.spot(rng, 2.0)
         if taken.claim_around(x, y, 1.0, 1.0):
             context.put(things, cyclist, Placement(x, y, 0.0, uniform(rng, -np.pi, np.pi)))
-    return Scene('plaza', ground, things, camera, environment)
