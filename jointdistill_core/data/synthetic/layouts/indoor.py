@@ -30,6 +30,7 @@ from jointdistill_core.data.synthetic.materials import (
 )
 from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
 from jointdistill_core.data.synthetic.objects.indoor import (
+    RoomPlan,
     bookcase,
     box_stack,
     cabinet,
@@ -152,9 +153,9 @@ def warehouse_scene(context: LayoutContext) -> Scene:
             else:
                 context.put(things, rack_block, place, y1 - y0, depth, levels, level_h, bay)
             context.put(things, column, Placement(x, y0 - 0.5), 0.4, height)
-    hall = room(kit, Placement(room_center_x, y_start + length / 2), length, width, height,
-                str(rng.choice(['block', 'cladding', 'concrete'])), 'trusses',
-                environment.lamp_grid, [(3, uniform(rng, 2, width - 2), 3.5)], [], [])
+    plan = RoomPlan(str(rng.choice(['block', 'cladding', 'concrete'])), 'trusses',
+                    environment.lamp_grid, [(3, uniform(rng, 2, width - 2), 3.5)])
+    hall = room(kit, Placement(room_center_x, y_start + length / 2), length, width, height, plan)
     things.append(Thing([hall]))
     movers = [(forklift, 0.45), (pallet_jack, 0.3), (trolley, 0.35)]
     for builder, chance in movers:
@@ -192,9 +193,10 @@ def corridor_scene(context: LayoutContext) -> Scene:
     windows = [(3, width / 2, width * 0.6, 0.9)] if rng.random() < 0.4 else []
     if not windows:
         doors.append((3, width / 2, min(width - 0.4, uniform(rng, 0.9, 1.6))))
+    plan = RoomPlan(str(rng.choice(['paint', 'paint', 'block'])), 'panels',
+                    environment.lamp_grid, doors, windows)
     things: list[Thing] = [Thing([room(kit, Placement(0.0, y_start + length / 2), length, width,
-                                       height, str(rng.choice(['paint', 'paint', 'block'])),
-                                       'panels', environment.lamp_grid, doors, windows, [])])]
+                                       height, plan)])]
     texture = floor_texture(kit, str(rng.choice(['tiles', 'linoleum', 'concrete'])))
     taken = Footprints()
     camera_x = uniform(rng, -width / 2 + 0.5, width / 2 - 0.5)
@@ -255,9 +257,10 @@ def loading_scene(context: LayoutContext) -> Scene:
         walkway = np.maximum(band(x, -width / 2 + 2.0, 0.1, fp), band(x, width / 2 - 2.0, 0.1, fp))
         return np.maximum(hatch, walkway)
     texture = floor_texture(kit, 'concrete', safety)
+    plan = RoomPlan(str(rng.choice(['block', 'cladding', 'concrete'])), 'trusses',
+                    environment.lamp_grid, docks=docks)
     things: list[Thing] = [Thing([room(kit, Placement(0.0, y_start + length / 2), length, width,
-                                       height, str(rng.choice(['block', 'cladding', 'concrete'])),
-                                       'trusses', environment.lamp_grid, [], [], docks)])]
+                                       height, plan)])]
     taken = Footprints()
     camera_x = uniform(rng, -width / 4, width / 4)
     taken.claim_around(camera_x, 0.0, 0.8, 1.5)
@@ -314,9 +317,9 @@ def office_scene(context: LayoutContext) -> Scene:
                for u in np.arange(1.0, wall_length - 0.8, uniform(rng, 1.6, 2.8))]
     door_face = 1 - window_face if window_face < 2 else int(rng.integers(2))
     doors = [(door_face, uniform(rng, 0.8, length - 0.8), 0.95)]
+    plan = RoomPlan('paint', 'panels', environment.lamp_grid, doors, windows)
     things: list[Thing] = [Thing([room(kit, Placement(0.0, y_start + length / 2), length, width,
-                                       height, 'paint', 'panels', environment.lamp_grid, doors,
-                                       windows, [])])]
+                                       height, plan)])]
     styles = ['carpet', 'wood', 'tiles'] if home else ['carpet', 'wood', 'tiles', 'linoleum']
     texture = floor_texture(kit, str(rng.choice(styles)))
     taken = Footprints()

@@ -7,6 +7,8 @@ and its depth along local x; every wall carries the facade.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from jointdistill_core.classes import CONSTRUCTION
@@ -48,87 +50,135 @@ def _wall_texture(kit: Kit, style: str):
     return lambda u, v, fp: plaster(noise, color, u, v, fp)
 
 
-def facade(kit: Kit, half, style: str, floors: bool = True, shop: bool = False,
-           door_u: float | None = None) -> Material:
+@dataclass
+class WindowGrid:
+    """Windows in storeys: floor height, height of the ground floor, window pitch along the
+    wall, window width and height, sill height above each storey's floor (metres)."""
+    floor_h: float
+    ground_h: float
+    spacing: float
+    width: float
+    height: float
+    sill: float
+    offset: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, style: str) -> 'WindowGrid':
+        floor_h = uniform(rng, 2.8, 3.6)
+        ground_h = floor_h * uniform(rng, 1.0, 1.35)
+        if style == 'glass':           # curtain wall: glass from floor to ceiling
+            spacing = uniform(rng, 1.2, 1.8)
+            width, height, sill = spacing - 0.1, floor_h - 0.35, 0.15
+        elif style == 'cladding':      # industrial: few high windows
+            spacing, width, height, sill = uniform(rng, 4.0, 8.0), uniform(rng, 1.5, 3.0), 0.8, 2.2
+        else:
+            spacing = uniform(rng, 1.8, 3.4)
+            width = min(spacing - 0.5, uniform(rng, 0.7, 1.5))
+            height, sill = uniform(rng, 1.1, 1.7), uniform(rng, 0.7, 1.0)
+        return cls(floor_h, ground_h, spacing, width, height, sill, uniform(rng, 0, spacing))
+
+
+@dataclass
+class _FacadeRegions:
+    """Per-pixel data (M,) of a facade: face coordinates u, v (metres), masks and a tone per
+    window in [0, 1)."""
+    u: np.ndarray
+    v: np.ndarray
+    side: np.ndarray
+    window: np.ndarray
+    frame: np.ndarray
+    sign: np.ndarray
+    door: np.ndarray
+    tone: np.ndarray
+
+
+class FacadeSurface:
     """Walls with windows on every vertical face of a box of half extents `half` (metres).
 
     style: 'plaster', 'brick', 'concrete', 'cladding' (corrugated, few windows) or 'glass'
-    (curtain wall). shop: a glazed ground floor with a sign band. door_u: metres along the
-    longest face where a door is.
+    (curtain wall). floors: windows on the ground floor too. shop: a glazed ground floor
+    with a sign band. door_u: metres along the faces where a door is. At dusk a share of
+    the windows and the shop signs glow.
     """
-    rng, noise = kit.rng, kit.noise
-    wall = _wall_texture(kit, 'concrete' if style == 'glass' else style)
-    glass = kit.palette.pick(GLASS, 0.04)
-    frame = kit.palette.pick([[0.9, 0.9, 0.88], [0.15, 0.15, 0.15], [0.45, 0.35, 0.25],
-                              [0.5, 0.5, 0.52]], 0.03)
-    roof = kit.palette.color((0.3, 0.29, 0.28), 0.05)
-    floor_h = uniform(rng, 2.8, 3.6)
-    ground_h = floor_h * uniform(rng, 1.0, 1.35)
-    if style == 'glass':
-        spacing, win_w, win_h, sill = uniform(rng, 1.2, 1.8), 0.0, 0.0, 0.0
-        win_w = spacing - 0.1
-        win_h, sill = floor_h - 0.35, 0.15
-    elif style == 'cladding':
-        spacing, win_w, win_h, sill = uniform(rng, 4.0, 8.0), uniform(rng, 1.5, 3.0), 0.8, 2.2
-    else:
-        spacing = uniform(rng, 1.8, 3.4)
-        win_w = min(spacing - 0.5, uniform(rng, 0.7, 1.5))
-        win_h, sill = uniform(rng, 1.1, 1.7), uniform(rng, 0.7, 1.0)
-    offset = uniform(rng, 0, spacing)
-    sign_color = kit.palette.pick(SHOP_SIGNS, 0.05)
-    lit_fraction = uniform(rng, 0.2, 0.6) if kit.lights_on else 0.0
-    lit_color = np.array([2.2, 1.7, 1.0], np.float32)
-    height = 2 * half[2]
 
-    def layout(hit: Hit):
-        u, v = face_uv(hit, half)
+    LIT_WINDOW = np.array([2.2, 1.7, 1.0], np.float32)
+
+    def __init__(self, kit: Kit, half, style: str, floors: bool = True, shop: bool = False,
+                 door_u: float | None = None):
+        rng = kit.rng
+        self.half, self.floors, self.shop, self.door_u = half, floors, shop, door_u
+        self.noise, self.lights_on = kit.noise, kit.lights_on
+        self.wall = _wall_texture(kit, 'concrete' if style == 'glass' else style)
+        self.glass = kit.palette.pick(GLASS, 0.04)
+        self.frame = kit.palette.pick([[0.9, 0.9, 0.88], [0.15, 0.15, 0.15],
+                                       [0.45, 0.35, 0.25], [0.5, 0.5, 0.52]], 0.03)
+        self.roof = kit.palette.color((0.3, 0.29, 0.28), 0.05)
+        self.grid = WindowGrid.draw(rng, style)
+        self.sign_color = kit.palette.pick(SHOP_SIGNS, 0.05)
+        self.lit_fraction = uniform(rng, 0.2, 0.6) if kit.lights_on else 0.0
+
+    def material(self) -> Material:
+        return Material(self.albedo, self.gloss, self.emission if self.lights_on else None)
+
+    def regions(self, hit: Hit) -> _FacadeRegions:
+        grid, height = self.grid, 2 * self.half[2]
+        u, v = face_uv(hit, self.half)
         side = hit.face // 2 != 2
-        column = np.floor((u + offset) / spacing)
-        fs = (u + offset) - column * spacing - spacing / 2
-        above = v - ground_h
-        level = np.floor(above / floor_h)
-        fz = above - level * floor_h
-        upper = side & (above > 0) & (v < height - 0.6)
-        window = upper & (np.abs(fs) < win_w / 2) & (fz > sill) & (fz < sill + win_h)
-        framed = upper & (np.abs(fs) < win_w / 2 + 0.07) & (fz > sill - 0.08) & (
-            fz < sill + win_h + 0.07)
-        if floors and not shop:
-            lower = side & (v < ground_h) & (np.abs(fs) < win_w / 2) & (v > sill) & (
-                v < sill + win_h)
-            window |= lower
-            framed |= side & (v < ground_h) & (np.abs(fs) < win_w / 2 + 0.07) & (
-                v > sill - 0.08) & (v < sill + win_h + 0.07)
-        shop_glass = side & shop & (v > 0.35) & (v < ground_h - 0.7) & (np.abs(fs) < spacing * 0.45)
-        sign = side & shop & (v > ground_h - 0.6) & (v < ground_h - 0.1)
+        column = np.floor((u + grid.offset) / grid.spacing)
+        across = (u + grid.offset) - column * grid.spacing - grid.spacing / 2
+        above = v - grid.ground_h
+        level = np.floor(above / grid.floor_h)
+        in_storey = above - level * grid.floor_h
+        if self.floors and not self.shop:        # the ground floor has windows too
+            in_storey = np.where(above > 0, in_storey, v)
+            storey = side & (v < height - 0.6)
+        else:
+            storey = side & (above > 0) & (v < height - 0.6)
+        window = storey & _inside(across, in_storey, grid, 0.0)
+        frame = storey & _inside(across, in_storey, grid, 0.075)
+        window |= side & self.shop & (v > 0.35) & (v < grid.ground_h - 0.7) & (
+            np.abs(across) < grid.spacing * 0.45)
+        sign = side & self.shop & (v > grid.ground_h - 0.6) & (v < grid.ground_h - 0.1)
         door = np.zeros(u.shape, bool)
-        if door_u is not None:
-            door = side & (np.abs(u - door_u) < 0.6) & (v < 2.3)
-        tone = noise.cell(column * 7.1 + 0.5, (level + 2) * 3.3 + 0.5)
-        return u, v, side, window | shop_glass, framed, sign, door, tone
+        if self.door_u is not None:
+            door = side & (np.abs(u - self.door_u) < 0.6) & (v < 2.3)
+        tone = self.noise.cell(column * 7.1 + 0.5, (level + 2) * 3.3 + 0.5)
+        return _FacadeRegions(u, v, side, window, frame, sign, door, tone)
 
-    def albedo(hit: Hit) -> np.ndarray:
-        u, v, side, window, framed, sign, door, tone = hit.memo(layout, layout)
-        out = wall(u, v, hit.footprint)
-        out[framed] = frame
-        pane = glass[None, :] * (0.6 + 0.9 * tone[window, None])
-        out[window] = pane
-        out[sign] = sign_color
-        out[door] = frame * 0.4
-        out[~side] = roof
+    def albedo(self, hit: Hit) -> np.ndarray:
+        r = hit.memo(self.regions, self.regions)
+        out = self.wall(r.u, r.v, hit.footprint)
+        out[r.frame] = self.frame
+        out[r.window] = self.glass[None, :] * (0.6 + 0.9 * r.tone[r.window, None])
+        out[r.sign] = self.sign_color
+        out[r.door] = self.frame * 0.4
+        out[~r.side] = self.roof
         return out
 
-    def gloss(hit: Hit) -> np.ndarray:
-        _, _, _, window, *_ = hit.memo(layout, layout)
-        return np.where(window, np.float32(0.45), np.float32(0.03))
+    def gloss(self, hit: Hit) -> np.ndarray:
+        r = hit.memo(self.regions, self.regions)
+        return np.where(r.window, np.float32(0.45), np.float32(0.03))
 
-    def emission(hit: Hit) -> np.ndarray:
-        _, _, _, window, _, sign, _, tone = hit.memo(layout, layout)
+    def emission(self, hit: Hit) -> np.ndarray:
+        r = hit.memo(self.regions, self.regions)
         out = np.zeros((hit.px.size, 3), np.float32)
-        lit = window & (tone < lit_fraction)
-        out[lit] = lit_color * (0.6 + tone[lit, None])
-        out[sign] = sign_color * 1.5
+        lit = r.window & (r.tone < self.lit_fraction)
+        out[lit] = self.LIT_WINDOW * (0.6 + r.tone[lit, None])
+        out[r.sign] = self.sign_color * 1.5
         return out
-    return Material(albedo, gloss, emission if kit.lights_on else None)
+
+
+def _inside(across: np.ndarray, in_storey: np.ndarray, grid: WindowGrid, margin: float
+            ) -> np.ndarray:
+    """Whether points lie within a window grown by `margin` metres (its frame)."""
+    return ((np.abs(across) < grid.width / 2 + margin) & (in_storey > grid.sill - margin)
+            & (in_storey < grid.sill + grid.height + margin))
+
+
+def facade(kit: Kit, half, style: str, floors: bool = True, shop: bool = False,
+           door_u: float | None = None) -> Material:
+    """The material of a FacadeSurface (see there)."""
+    return FacadeSurface(kit, half, style, floors, shop, door_u).material()
 
 
 def urban_block(kit: Kit, place: Placement, length: float, depth: float, height: float

@@ -8,6 +8,8 @@ skirting, ceiling panels and lamps) and it casts no shadow; the floor is the gro
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from jointdistill_core.classes import CONSTRUCTION, OBJECT
@@ -55,94 +57,125 @@ def wall_texture(kit: Kit, style: str):
     return lambda u, v, fp: plaster(noise, color, u, v, fp)
 
 
-def room(kit: Kit, place: Placement, length: float, width: float, height: float,
-         wall_style: str, ceiling: str, lamp_grid, doors: list[tuple[int, float, float]],
-         windows: list[tuple[int, float, float, float]], docks: list[tuple[float, bool]]
-         ) -> Part:
-    """A room `width` (local x) by `length` (local y) by `height` metres, seen from inside.
+@dataclass
+class RoomPlan:
+    """What is on a room's walls and ceiling (metres along a wall from its lower corner).
 
     ceiling: 'panels' (suspended tiles) or 'trusses' (dark hall roof). lamp_grid: (spacing x,
     spacing y, offset x, offset y) world metres of glowing ceiling lamps. doors: (face,
     centre u, width) on walls (faces 0..3 of the box). windows: (face, centre u, width,
     sill height). docks: (centre u on face 3, the far wall, open) roller doors.
     """
-    half = (width / 2, length / 2, (height + 0.5) / 2)
-    walls = wall_texture(kit, wall_style)
-    skirting = kit.palette.color((0.25, 0.22, 0.2), 0.05)
-    door_color = kit.palette.pick([[0.55, 0.4, 0.25], [0.85, 0.85, 0.83], [0.3, 0.35, 0.45],
-                                   [0.6, 0.15, 0.1]], 0.04)
-    frame_color = kit.palette.color((0.8, 0.8, 0.78), 0.05)
-    ceiling_color = kit.palette.color((0.9, 0.9, 0.88) if ceiling == 'panels' else
-                                      (0.35, 0.35, 0.37), 0.04)
-    dock_color = kit.palette.pick([[0.75, 0.75, 0.78], [0.2, 0.35, 0.6], [0.8, 0.3, 0.1]], 0.04)
-    window_light = np.array([2.4, 2.5, 2.7], np.float32)
-    spacing_x, spacing_y, offset_x, offset_y = lamp_grid
-    lamp_half = (0.3, 0.6) if ceiling == 'panels' else (0.35, 1.2)
+    wall_style: str
+    ceiling: str
+    lamp_grid: tuple[float, float, float, float]
+    doors: list[tuple[int, float, float]] = field(default_factory=list)
+    windows: list[tuple[int, float, float, float]] = field(default_factory=list)
+    docks: list[tuple[float, bool]] = field(default_factory=list)
 
-    def regions(hit: Hit):
-        u, v = face_uv(hit, half)
+
+@dataclass
+class _RoomRegions:
+    """Per-pixel masks (M,) of a room surface, and u, v: metres along and above the floor."""
+    u: np.ndarray
+    v: np.ndarray
+    wall: np.ndarray
+    door: np.ndarray
+    door_frame: np.ndarray
+    window: np.ndarray
+    dock: np.ndarray
+    dock_open: np.ndarray
+    lamp: np.ndarray
+
+
+class RoomSurface:
+    """The material of a room's walls and ceiling (see RoomPlan)."""
+
+    WINDOW_LIGHT = np.array([2.4, 2.5, 2.7], np.float32)
+    LAMP_LIGHT = np.array([5.0, 5.0, 4.8], np.float32)
+
+    def __init__(self, kit: Kit, plan: RoomPlan, half, height: float):
+        self.plan, self.half, self.height = plan, half, height
+        self.walls = wall_texture(kit, plan.wall_style)
+        self.skirting = kit.palette.color((0.25, 0.22, 0.2), 0.05)
+        self.door_color = kit.palette.pick([[0.55, 0.4, 0.25], [0.85, 0.85, 0.83],
+                                            [0.3, 0.35, 0.45], [0.6, 0.15, 0.1]], 0.04)
+        self.frame_color = kit.palette.color((0.8, 0.8, 0.78), 0.05)
+        self.ceiling_color = kit.palette.color((0.9, 0.9, 0.88) if plan.ceiling == 'panels'
+                                               else (0.35, 0.35, 0.37), 0.04)
+        self.dock_color = kit.palette.pick([[0.75, 0.75, 0.78], [0.2, 0.35, 0.6],
+                                            [0.8, 0.3, 0.1]], 0.04)
+        self.lamp_half = (0.3, 0.6) if plan.ceiling == 'panels' else (0.35, 1.2)
+
+    def material(self) -> Material:
+        return Material(self.albedo, self.gloss, self.emission)
+
+    def regions(self, hit: Hit) -> _RoomRegions:
+        u, v = face_uv(hit, self.half)
         v = v - np.float32(0.5)                  # height above the floor
-        face = hit.face
-        is_wall = face < 4
-        door = np.zeros(u.shape, bool)
-        door_frame = np.zeros(u.shape, bool)
-        for wall_face, center, door_width in doors:
-            near = (face == wall_face) & (np.abs(u - center) < door_width / 2 + 0.08) & (v < 2.18)
-            inner = near & (np.abs(u - center) < door_width / 2) & (v < 2.1)
+        face, plan = hit.face, self.plan
+        empty = np.zeros(u.shape, bool)
+        door, frame, window, dock, dock_open = (empty.copy() for _ in range(5))
+        for wall_face, center, width in plan.doors:
+            near = (face == wall_face) & (np.abs(u - center) < width / 2 + 0.08) & (v < 2.18)
+            inner = near & (np.abs(u - center) < width / 2) & (v < 2.1)
             door |= inner
-            door_frame |= near & ~inner
-        window = np.zeros(u.shape, bool)
-        for wall_face, center, window_width, sill in windows:
-            window |= (face == wall_face) & (np.abs(u - center) < window_width / 2) & (
-                v > sill) & (v < min(sill + 1.6, height - 0.3))
-        dock = np.zeros(u.shape, bool)
-        dock_open = np.zeros(u.shape, bool)
-        for center, is_open in docks:
+            frame |= near & ~inner
+        for wall_face, center, width, sill in plan.windows:
+            window |= (face == wall_face) & (np.abs(u - center) < width / 2) & (v > sill) & (
+                v < min(sill + 1.6, self.height - 0.3))
+        for center, is_open in plan.docks:
             inside = (face == 3) & (np.abs(u - center) < 1.5) & (v < 3.2)
             (dock_open if is_open else dock)[...] |= inside
-        lamp = np.zeros(u.shape, bool)
-        if ceiling is not None:
-            fx = np.mod(hit.px - np.float32(offset_x), spacing_x) - np.float32(spacing_x / 2)
-            fy = np.mod(hit.py - np.float32(offset_y), spacing_y) - np.float32(spacing_y / 2)
-            lamp = (face == 5) & (np.abs(fx) < lamp_half[0]) & (np.abs(fy) < lamp_half[1])
-        return u, v, is_wall, door, door_frame, window, dock, dock_open, lamp
+        spacing_x, spacing_y, offset_x, offset_y = plan.lamp_grid
+        fx = np.mod(hit.px - np.float32(offset_x), spacing_x) - np.float32(spacing_x / 2)
+        fy = np.mod(hit.py - np.float32(offset_y), spacing_y) - np.float32(spacing_y / 2)
+        lamp = (face == 5) & (np.abs(fx) < self.lamp_half[0]) & (np.abs(fy) < self.lamp_half[1])
+        return _RoomRegions(u, v, face < 4, door, frame, window, dock, dock_open, lamp)
 
-    def albedo(hit: Hit) -> np.ndarray:
-        u, v, is_wall, door, door_frame, window, dock, dock_open, lamp = hit.memo(regions,
-                                                                                   regions)
-        out = walls(u, v, hit.footprint)
-        out[is_wall & (v < 0.1)] = skirting
+    def albedo(self, hit: Hit) -> np.ndarray:
+        r = hit.memo(self.regions, self.regions)
+        out = self.walls(r.u, r.v, hit.footprint)
+        out[r.wall & (r.v < 0.1)] = self.skirting
         top = hit.face == 5
-        if ceiling == 'panels':
-            grid = np.maximum(lines(u, 0.6, 0.02, hit.footprint),
-                              lines(v, 0.6, 0.02, hit.footprint))
-            out[top] = ceiling_color * (1 - 0.3 * grid[top, None])
+        if self.plan.ceiling == 'panels':
+            grid = np.maximum(lines(r.u, 0.6, 0.02, hit.footprint),
+                              lines(r.v, 0.6, 0.02, hit.footprint))
+            out[top] = self.ceiling_color * (1 - 0.3 * grid[top, None])
         else:
-            truss = lines(u, 6.0, 0.3, hit.footprint)
-            out[top] = ceiling_color * (1 - 0.5 * truss[top, None])
-        out[door_frame] = frame_color
-        out[door] = door_color
-        out[window] = (0.8, 0.85, 0.9)
-        ribs = 0.85 + 0.15 * np.sin((v[dock] * 40).astype(np.float32))
-        out[dock] = dock_color * ribs[:, None]
-        out[dock_open] = (0.04, 0.04, 0.05)
-        out[lamp] = (0.95, 0.95, 0.95)
+            truss = lines(r.u, 6.0, 0.3, hit.footprint)
+            out[top] = self.ceiling_color * (1 - 0.5 * truss[top, None])
+        out[r.door_frame] = self.frame_color
+        out[r.door] = self.door_color
+        out[r.window] = (0.8, 0.85, 0.9)
+        ribs = 0.85 + 0.15 * np.sin((r.v[r.dock] * 40).astype(np.float32))
+        out[r.dock] = self.dock_color * ribs[:, None]
+        out[r.dock_open] = (0.04, 0.04, 0.05)
+        out[r.lamp] = (0.95, 0.95, 0.95)
         out[hit.face == 4] = (0.2, 0.2, 0.2)
         return out
 
-    def emission(hit: Hit) -> np.ndarray:
-        *_, window, _, _, lamp = hit.memo(regions, regions)
+    def emission(self, hit: Hit) -> np.ndarray:
+        r = hit.memo(self.regions, self.regions)
         out = np.zeros((hit.px.size, 3), np.float32)
-        out[window] = window_light
-        out[lamp] = (5.0, 5.0, 4.8)
+        out[r.window] = self.WINDOW_LIGHT
+        out[r.lamp] = self.LAMP_LIGHT
         return out
 
-    def gloss(hit: Hit) -> np.ndarray:
-        *_, door, _, window, _, _, _ = hit.memo(regions, regions)
-        return np.where(window, np.float32(0.4), np.where(door, np.float32(0.1), np.float32(0.02)))
+    def gloss(self, hit: Hit) -> np.ndarray:
+        r = hit.memo(self.regions, self.regions)
+        return np.where(r.window, np.float32(0.4), np.where(r.door, np.float32(0.1),
+                                                            np.float32(0.02)))
 
+
+def room(kit: Kit, place: Placement, length: float, width: float, height: float,
+         plan: RoomPlan) -> Part:
+    """A room `width` (local x) by `length` (local y) by `height` metres, seen from inside,
+    its walls and ceiling as `plan` says; it casts no shadow."""
+    half = (width / 2, length / 2, (height + 0.5) / 2)
     shape = Box(place.point((0, 0, (height - 0.5) / 2)), half, place.rotation, inside=True)
-    return Part(shape, CONSTRUCTION, Material(albedo, gloss, emission), casts_shadow=False)
+    return Part(shape, CONSTRUCTION, RoomSurface(kit, plan, half, height).material(),
+                casts_shadow=False)
 
 
 def load_material(kit: Kit) -> Material:
