@@ -8,6 +8,8 @@ tilted down, as indoor RGB-D data sets are recorded).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from jointdistill_core.classes import FLAT
@@ -108,73 +110,115 @@ def _finish(name: str, environment, things, camera, texture, height: float) -> S
                  indoor=True, ceiling_m=height)
 
 
+@dataclass
+class RackHall:
+    """A warehouse: double rack rows along +Y either side of the camera's aisle (centred on
+    X = 0), `depth` deep with `aisle` between rows, racks from rows_begin to rows_end with a
+    cross aisle at `gap` (or none); metres."""
+    height: float
+    level_h: float
+    depth: float
+    aisle: float
+    rows: tuple[int, int]
+    rows_begin: float
+    rows_end: float
+    gap: float | None
+    bay: float
+
+    @property
+    def pitch(self) -> float:
+        return self.depth + self.aisle
+
+    @property
+    def levels(self) -> int:
+        return int(min(6, (self.height - 1.5) // self.level_h))
+
+    def row_x(self, index: int) -> float:
+        """X of rack row `index` (..., -1 left of the camera's aisle, 0 right of it, ...)."""
+        if index >= 0:
+            return self.aisle / 2 + self.depth / 2 + index * self.pitch
+        return -self.aisle / 2 - self.depth / 2 + (index + 1) * self.pitch
+
+    def spans(self) -> list[tuple[float, float]]:
+        if self.gap is None:
+            return [(self.rows_begin, self.rows_end)]
+        return [(self.rows_begin, self.gap - 2.0), (self.gap + 2.0, self.rows_end)]
+
+    def floor_lines(self, x, y, footprint) -> np.ndarray:
+        """Coverage of the yellow lines along the aisle edges."""
+        across = np.mod(x + self.aisle / 2, self.pitch)
+        lines = np.maximum(band(across, 0.12, 0.1, footprint),
+                           band(across, self.aisle - 0.12, 0.1, footprint))
+        return lines * (y > self.rows_begin) * (y < self.rows_end)
+
+
 def warehouse_scene(context: LayoutContext) -> Scene:
     """An aisle between high pallet racks, forklifts and workers, safety lines on the floor."""
     rng, kit = context.rng, context.kit
     environment = indoor_environment(context)
-    height = uniform(rng, 7, 12)
-    level_h = uniform(rng, 1.5, 2.2)
-    levels = int(min(6, (height - 1.5) // level_h))
+    height, level_h = uniform(rng, 7, 12), uniform(rng, 1.5, 2.2)
     depth, aisle = uniform(rng, 2.2, 2.6), uniform(rng, 2.8, 4.0)
-    pitch = depth + aisle
-    rows_left, rows_right = int(rng.integers(1, 5)), int(rng.integers(1, 5))
-    width = (rows_left + rows_right) * pitch + aisle + uniform(rng, 2, 8)
+    rows = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+    width = sum(rows) * (depth + aisle) + aisle + uniform(rng, 2, 8)
     length = uniform(rng, 40, 90)
-    wall_left = -(rows_left * pitch + aisle / 2) - uniform(rng, 1, 3)
-    room_center_x = wall_left + width / 2
+    wall_left = -(rows[0] * (depth + aisle) + aisle / 2) - uniform(rng, 1, 3)
     y_start = -uniform(rng, 3, 10)
     rows_begin, rows_end = uniform(rng, 1, 6), length + y_start - uniform(rng, 4, 10)
     gap = (rows_begin + rows_end) / 2 if rng.random() < 0.6 else None
-    bay = uniform(rng, 2.4, 3.0)
-    things: list[Thing] = []
-    texture_lines = lambda x, y, fp: np.maximum(   # noqa: E731
-        band(np.mod(x + aisle / 2, pitch), 0.12, 0.1, fp),
-        band(np.mod(x + aisle / 2, pitch), aisle - 0.12, 0.1, fp)) * (y > rows_begin) * (
-            y < rows_end)
-    texture = floor_texture(kit, 'concrete', texture_lines)
+    hall = RackHall(height, level_h, depth, aisle, rows, rows_begin, rows_end, gap,
+                    uniform(rng, 2.4, 3.0))
+    texture = floor_texture(kit, 'concrete', hall.floor_lines)
     taken = Footprints()
     camera_x = uniform(rng, -aisle / 2 + 0.5, aisle / 2 - 0.5)
     taken.claim_around(camera_x, 0.0, 0.6, 1.5)
     camera = draw_pose(rng, _rig(rng), camera_x, 0.0, 0.0, 0.0, context.fov)
     context.camera = camera
-    spans = [(rows_begin, rows_end)] if gap is None else [(rows_begin, gap - 2.0),
-                                                           (gap + 2.0, rows_end)]
-    for index in range(-rows_left, rows_right):
-        if index >= 0:
-            x = aisle / 2 + depth / 2 + index * pitch
-        else:
-            x = -aisle / 2 - depth / 2 + (index + 1) * pitch
-        near = index in (-1, 0)
-        for y0, y1 in spans:
-            place = Placement(x, (y0 + y1) / 2)
-            if near:
-                context.put(things, rack_row, place, y1 - y0, depth, levels, level_h, bay,
-                                       uniform(rng, 0.5, 0.95))
-            else:
-                context.put(things, rack_block, place, y1 - y0, depth, levels, level_h, bay)
-            context.put(things, column, Placement(x, y0 - 0.5), 0.4, height)
+    things: list[Thing] = []
+    _racks(context, hall, things)
     plan = RoomPlan(str(rng.choice(['block', 'cladding', 'concrete'])), 'trusses',
                     environment.lamp_grid, [(3, uniform(rng, 2, width - 2), 3.5)])
-    hall = room(kit, Placement(room_center_x, y_start + length / 2), length, width, height, plan)
-    things.append(Thing([hall]))
-    movers = [(forklift, 0.45), (pallet_jack, 0.3), (trolley, 0.35)]
-    for builder, chance in movers:
+    things.append(Thing([room(kit, Placement(wall_left + width / 2, y_start + length / 2),
+                              length, width, height, plan)]))
+    _aisle_life(context, aisle, things, taken)
+    return _finish('warehouse', environment, things, camera, texture, height)
+
+
+def _racks(context: LayoutContext, hall: RackHall, things: list[Thing]) -> None:
+    """Rack rows with their end columns: the two along the camera's aisle in full, the
+    others (seen only across the cross aisle or far away) as textured blocks."""
+    rng = context.rng
+    for index in range(-hall.rows[0], hall.rows[1]):
+        x = hall.row_x(index)
+        for y0, y1 in hall.spans():
+            place = Placement(x, (y0 + y1) / 2)
+            if index in (-1, 0):
+                context.put(things, rack_row, place, y1 - y0, hall.depth, hall.levels, hall.level_h,
+                            hall.bay, uniform(rng, 0.5, 0.95))
+            else:
+                context.put(things, rack_block, place, y1 - y0, hall.depth, hall.levels,
+                            hall.level_h, hall.bay)
+            context.put(things, column, Placement(x, y0 - 0.5), 0.4, hall.height)
+
+
+def _aisle_life(context: LayoutContext, aisle: float, things: list[Thing],
+                taken: Footprints) -> None:
+    """A forklift, a pallet jack, a trolley, workers and pallets in the camera's aisle."""
+    rng, kit = context.rng, context.kit
+    for builder, chance in ((forklift, 0.45), (pallet_jack, 0.3), (trolley, 0.35)):
         if rng.random() < chance:
-            x = uniform(rng, -aisle / 2 + 0.8, aisle / 2 - 0.8)
-            y = uniform(rng, 5, 30)
+            x, y = uniform(rng, -aisle / 2 + 0.8, aisle / 2 - 0.8), uniform(rng, 5, 30)
             if taken.claim_around(x, y, 1.0, 2.0):
-                context.put(things, builder, Placement(x, y, 0.0, rng.choice([0.0, np.pi]) +
-                                                     uniform(rng, -0.2, 0.2)))
+                heading = rng.choice([0.0, np.pi]) + uniform(rng, -0.2, 0.2)
+                context.put(things, builder, Placement(x, y, 0.0, heading))
     for _ in range(rng.integers(0, 5)):
         x, y = uniform(rng, -aisle / 2 + 0.4, aisle / 2 - 0.4), uniform(rng, 2, 40)
         if taken.claim_around(x, y, 0.4, 0.4):
             context.put(things, person, Placement(x, y, 0.0, uniform(rng, -np.pi, np.pi)),
-                                 worker=rng.random() < 0.7)
+                        worker=rng.random() < 0.7)
     for _ in range(rng.integers(0, 4)):
         x, y = uniform(rng, -aisle / 2 + 0.7, aisle / 2 - 0.7), uniform(rng, 3, 40)
         if taken.claim_around(x, y, 0.7, 0.7):
             things.append(Thing(pallet_load(kit, Placement(x, y, 0.0, uniform(rng, -0.2, 0.2)))))
-    return _finish('warehouse', environment, things, camera, texture, height)
 
 
 def corridor_scene(context: LayoutContext) -> Scene:
@@ -225,8 +269,8 @@ def corridor_scene(context: LayoutContext) -> Scene:
     for _ in range(rng.integers(0, 4)):
         x, y = uniform(rng, -width / 2 + 0.4, width / 2 - 0.4), uniform(rng, 2, 25)
         if taken.claim_around(x, y, 0.4, 0.4):
-            context.put(things, person, Placement(x, y, 0.0, rng.choice([0.0, np.pi]) +
-                                                uniform(rng, -0.4, 0.4)))
+            context.put(things, person,
+                        Placement(x, y, 0.0, rng.choice([0.0, np.pi]) + uniform(rng, -0.4, 0.4)))
     if rng.random() < 0.3:
         x, y = uniform(rng, -width / 2 + 0.5, width / 2 - 0.5), uniform(rng, 3, 15)
         if taken.claim_around(x, y, 0.5, 0.8):
@@ -283,7 +327,7 @@ def loading_scene(context: LayoutContext) -> Scene:
                 things.append(Thing(pallet_load(kit, Placement(x, y))))
     if rng.random() < 0.6:
         context.put(things, rack_block, Placement(-width / 2 + 0.7, y_start + length / 2),
-                                 length - 10, 1.1, 4, 1.6, 2.7)
+                    length - 10, 1.1, 4, 1.6, 2.7)
     for builder, count in ((forklift, rng.integers(0, 3)), (pallet_jack, rng.integers(0, 3)),
                            (trolley, rng.integers(0, 3))):
         for _ in range(count):
@@ -294,8 +338,33 @@ def loading_scene(context: LayoutContext) -> Scene:
         x, y = uniform(rng, -width / 2 + 1, width / 2 - 1), uniform(rng, 2, far_wall - 2)
         if taken.claim_around(x, y, 0.4, 0.4):
             context.put(things, person, Placement(x, y, 0.0, uniform(rng, -np.pi, np.pi)),
-                                 worker=rng.random() < 0.8)
+                        worker=rng.random() < 0.8)
     return _finish('loading', environment, things, camera, texture, height)
+
+
+@dataclass
+class Room:
+    """An office's floor: x within +-width / 2, y from y_start to y_end (metres); the camera
+    stands near y = 0. home: a living room rather than an office."""
+    width: float
+    y_start: float
+    y_end: float
+    home: bool
+
+    def spot(self, rng: np.random.Generator, margin: float) -> tuple[float, float]:
+        """A random floor point in front of the camera, `margin` metres from the walls."""
+        return (uniform(rng, -self.width / 2 + margin, self.width / 2 - margin),
+                uniform(rng, 1.0, self.y_end - margin))
+
+    def by_a_wall(self, rng: np.random.Generator) -> Placement:
+        """A spot against the left, right or far wall, facing into the room."""
+        side = int(rng.integers(3))
+        if side == 2:
+            return Placement(uniform(rng, -self.width / 2 + 0.8, self.width / 2 - 0.8),
+                             self.y_end - 0.35, 0.0, np.pi)
+        sign = -1 if side == 0 else 1
+        return Placement(sign * (self.width / 2 - 0.3), uniform(rng, 0.8, self.y_end - 0.5), 0.0,
+                         sign * np.pi / 2)
 
 
 def office_scene(context: LayoutContext) -> Scene:
@@ -310,14 +379,9 @@ def office_scene(context: LayoutContext) -> Scene:
     environment.lamp_grid = (uniform(rng, 1.8, 3.0), uniform(rng, 1.8, 3.0),
                              *rng.uniform(0, 2, 2))
     y_start = -uniform(rng, 0.6, 1.5)
-    y_end = y_start + length
-    window_face = int(rng.choice([0, 1, 3]))
-    wall_length = length if window_face < 2 else width
-    windows = [(window_face, u, uniform(rng, 0.9, 2.0), uniform(rng, 0.5, 1.0))
-               for u in np.arange(1.0, wall_length - 0.8, uniform(rng, 1.6, 2.8))]
-    door_face = 1 - window_face if window_face < 2 else int(rng.integers(2))
-    doors = [(door_face, uniform(rng, 0.8, length - 0.8), 0.95)]
-    plan = RoomPlan('paint', 'panels', environment.lamp_grid, doors, windows)
+    area = Room(width, y_start, y_start + length, home)
+    plan = RoomPlan('paint', 'panels', environment.lamp_grid, *_doors_and_windows(rng, width,
+                                                                                  length))
     things: list[Thing] = [Thing([room(kit, Placement(0.0, y_start + length / 2), length, width,
                                        height, plan)])]
     styles = ['carpet', 'wood', 'tiles'] if home else ['carpet', 'wood', 'tiles', 'linoleum']
@@ -329,50 +393,65 @@ def office_scene(context: LayoutContext) -> Scene:
     heading = float(np.arctan2(-(target[0] - camera_x), target[1]))
     camera = draw_pose(rng, _rig(rng), camera_x, 0.0, 0.0, heading, context.fov)
     context.camera = camera
+    _centre_pieces(context, area, things, taken)
+    _furniture_by_walls(context, area, things, taken)
+    for _ in range(rng.integers(0, 3)):
+        x, y = area.spot(rng, 0.5)
+        if taken.claim_around(x, y, 0.4, 0.4):
+            context.put(things, person, Placement(x, y, 0.0, uniform(rng, -np.pi, np.pi)))
+    return _finish('office', environment, things, camera, texture, height)
 
-    def free_spot(margin: float) -> tuple[float, float]:
-        return (uniform(rng, -width / 2 + margin, width / 2 - margin),
-                uniform(rng, 1.0, y_end - margin))
 
-    centre_pieces = (table, sofa) if home else (desk,)
+def _doors_and_windows(rng: np.random.Generator, width: float, length: float):
+    """Windows along the left, right or far wall; a door on another wall."""
+    window_face = int(rng.choice([0, 1, 3]))
+    wall_length = length if window_face < 2 else width
+    windows = [(window_face, u, uniform(rng, 0.9, 2.0), uniform(rng, 0.5, 1.0))
+               for u in np.arange(1.0, wall_length - 0.8, uniform(rng, 1.6, 2.8))]
+    door_face = 1 - window_face if window_face < 2 else int(rng.integers(2))
+    return [(door_face, uniform(rng, 0.8, length - 0.8), 0.95)], windows
+
+
+def _centre_pieces(context: LayoutContext, area: Room, things: list[Thing],
+                   taken: Footprints) -> None:
+    """Desks with office chairs, or tables with dining chairs and sofas, in the room."""
+    rng = context.rng
+    pieces = (table, sofa) if area.home else (desk,)
+    seat = dining_chair if area.home else office_chair
     for _ in range(rng.integers(2, 7)):
-        x, y = free_spot(0.9)
+        x, y = area.spot(rng, 0.9)
         turn = float(rng.choice([0.0, np.pi / 2, np.pi, -np.pi / 2]))
         if not taken.claim_around(x, y, 1.0, 1.0):
             continue
-        builder = centre_pieces[int(rng.integers(len(centre_pieces)))]
+        builder = pieces[int(rng.integers(len(pieces)))]
         context.put(things, builder, Placement(x, y, 0.0, turn))
-        seat = dining_chair if home else office_chair
         for side in range(int(rng.integers(0, 5 if builder is table else 2))):
             angle = turn + np.pi + side * np.pi / 2
             chair_at = Placement(x - 0.75 * np.sin(angle), y + 0.75 * np.cos(angle), 0.0,
                                  angle + uniform(rng, -0.4, 0.4))
             context.put(things, seat, chair_at)
+
+
+def _furniture_by_walls(context: LayoutContext, area: Room, things: list[Thing],
+                        taken: Footprints) -> None:
+    """Bookcases, cabinets, plants, boxes, a television or lamps against the walls, and
+    pictures or boards on them."""
+    rng = context.rng
     along_walls = ((bookcase, 0.3), (cabinet, 0.2), (potted_plant, 0.15), (box_stack, 0.1),
-                   (television if home else cabinet, 0.15), (floor_lamp, 0.1))
+                   (television if area.home else cabinet, 0.15), (floor_lamp, 0.1))
     builders, weights = zip(*along_walls)
     for _ in range(rng.integers(3, 9)):
-        side = int(rng.integers(3))                   # left, right, far wall
-        if side == 2:
-            x, y, turn = uniform(rng, -width / 2 + 0.8, width / 2 - 0.8), y_end - 0.35, np.pi
-        else:
-            sign = -1 if side == 0 else 1
-            x, y, turn = sign * (width / 2 - 0.3), uniform(rng, 0.8, y_end - 0.5), sign * np.pi / 2
-        if not taken.claim_around(x, y, 0.8, 0.8):
+        place = area.by_a_wall(rng)
+        if not taken.claim_around(place.origin[0], place.origin[1], 0.8, 0.8):
             continue
         builder = builders[int(rng.choice(len(builders), p=weights))]
-        place = Placement(x, y, 0.0, turn)
         if builder is bookcase:
             context.put(things, bookcase, place, uniform(rng, 0.8, 1.6), uniform(rng, 1.0, 2.2))
         else:
             context.put(things, builder, place)
     for _ in range(rng.integers(1, 5)):
         side = 1 if rng.random() < 0.5 else -1
-        context.put(things, wall_item, Placement(side * width / 2, uniform(rng, 1.0, y_end - 0.5),
-                                                 0.0, side * np.pi / 2),
-                    str(rng.choice(['picture', 'picture', 'board' if not home else 'picture'])))
-    for _ in range(rng.integers(0, 3)):
-        x, y = free_spot(0.5)
-        if taken.claim_around(x, y, 0.4, 0.4):
-            context.put(things, person, Placement(x, y, 0.0, uniform(rng, -np.pi, np.pi)))
-    return _finish('office', environment, things, camera, texture, height)
+        place = Placement(side * area.width / 2, uniform(rng, 1.0, area.y_end - 0.5), 0.0,
+                          side * np.pi / 2)
+        context.put(things, wall_item, place,
+                    'board' if not area.home and rng.random() < 0.3 else 'picture')

@@ -199,8 +199,8 @@ def _perimeter(context: LayoutContext, x_low: float, x_high: float, y_high: floa
     center_x = (x_low + x_high) / 2 + uniform(rng, -10, 10)
     builder = shed if rng.random() < 0.6 else urban_block
     place = Placement(center_x, y_high + 6 + depth / 2, kerb, np.pi / 2)
-    context.put(things, builder, place, width, depth, uniform(rng, 6, 11) if builder is shed
-                else uniform(rng, 8, 20))
+    context.put(things, builder, place, width, depth,
+                uniform(rng, 6, 11) if builder is shed else uniform(rng, 8, 20))
     for x in (x_low - 4, x_high + 4):
         y = uniform(rng, -10, 5)
         while y < y_high:

@@ -111,8 +111,7 @@ class StreetBuilder:
             depth, height = uniform(rng, 10, 20), uniform(rng, 7, 34)
             setback = uniform(rng, 0, 1.5) if rng.random() < 0.3 else 0.0
             lateral = side * (back + setback + depth / 2)
-            self.put(urban_block, self.place(s + length / 2, lateral), length, depth,
-                                 height)
+            self.put(urban_block, self.place(s + length / 2, lateral), length, depth, height)
             s += length
 
     def _frontage_houses(self, side: int) -> None:
@@ -124,21 +123,20 @@ class StreetBuilder:
             lot = uniform(rng, 14, 24)
             garden = uniform(rng, 3, 9)
             depth, length = uniform(rng, 8, 12), min(lot - 4, uniform(rng, 8, 14))
-            self.put(house, self.place(s + lot / 2, side * (back + garden + depth / 2)),
-                           length, depth)
+            self.put(house, self.place(s + lot / 2, side * (back + garden + depth / 2)), length,
+                     depth)
             edge = side * (back + 0.3)
             if boundary == 0:
-                self.put(hedge, self.place(s + lot / 2, edge), lot - 1.5,
-                               uniform(rng, 0.8, 1.8), 0.6)
+                self.put(hedge, self.place(s + lot / 2, edge), lot - 1.5, uniform(rng, 0.8, 1.8),
+                         0.6)
             elif boundary == 1:
-                self.put(fence, self.place(s + lot / 2, edge), lot - 1.0,
-                               uniform(rng, 0.8, 1.5))
+                self.put(fence, self.place(s + lot / 2, edge), lot - 1.0, uniform(rng, 0.8, 1.5))
             if rng.random() < 0.6:
-                self.put(tree, self.place(s + uniform(rng, 2, lot - 2),
-                                                   side * (back + garden * 0.5)), 0.8)
+                self.put(tree,
+                         self.place(s + uniform(rng, 2, lot - 2), side * (back + garden * 0.5)),
+                         0.8)
             if rng.random() < 0.5:
-                self.put(bush, self.place(s + uniform(rng, 1, lot - 1),
-                                                   side * (back + 1.2)))
+                self.put(bush, self.place(s + uniform(rng, 1, lot - 1), side * (back + 1.2)))
             s += lot
 
     def _frontage_park(self, side: int) -> None:
@@ -149,35 +147,32 @@ class StreetBuilder:
             if self.footprints.claim_around(s, side * (back + depth), 1.0, 1.0):
                 self.put(tree, self.place(s, side * (back + depth)))
         for _ in range(rng.integers(2, 8)):
-            self.put(bush, self.place(uniform(rng, -5, 80), side * (back + uniform(
-                rng, 0.8, 10))))
+            self.put(bush, self.place(uniform(rng, -5, 80), side * (back + uniform(rng, 0.8, 10))))
         if rng.random() < 0.4:
-            self.put(bench, self.place(uniform(rng, 5, 40), side * (back + 0.8),
-                                                np.pi / 2 * side))
+            self.put(bench, self.place(uniform(rng, 5, 40), side * (back + 0.8), np.pi / 2 * side))
 
     def _frontage_wall(self, side: int) -> None:
         rng = self.rng
         back = self.back_of_sidewalk(side)
         length = min(self.far_end, 120) + 20
         self.put(wall, self.place(length / 2 - 20, side * (back + 0.2)), length,
-                      uniform(rng, 1.2, 3.2))
+                 uniform(rng, 1.2, 3.2))
         for _ in range(rng.integers(3, 10)):
-            self.put(tree, self.place(uniform(rng, -5, 100), side * (back + uniform(
-                rng, 3, 12))))
+            self.put(tree, self.place(uniform(rng, -5, 100), side * (back + uniform(rng, 3, 12))))
 
     def _frontage_industrial(self, side: int) -> None:
         rng = self.rng
         back = self.back_of_sidewalk(side)
         length = min(self.far_end, 120) + 20
         self.put(fence, self.place(length / 2 - 20, side * (back + 0.2)), length,
-                       uniform(rng, 1.6, 2.6))
+                 uniform(rng, 1.6, 2.6))
         s = uniform(rng, -10, 10)
         while s < min(self.far_end, 130):
             hall = uniform(rng, 20, 50)
             depth = uniform(rng, 15, 30)
-            self.put(shed, self.place(s + hall / 2, side * (back + uniform(rng, 6, 15)
-                                                                      + depth / 2)),
-                          hall, depth, uniform(rng, 6, 12))
+            self.put(shed,
+                     self.place(s + hall / 2, side * (back + uniform(rng, 6, 15) + depth / 2)),
+                     hall, depth, uniform(rng, 6, 12))
             s += hall + uniform(rng, 5, 25)
 
     def far_row(self) -> None:
@@ -188,16 +183,16 @@ class StreetBuilder:
             while lateral < 60:
                 width = uniform(rng, 10, 30)
                 depth = uniform(rng, 10, 20)
-                self.put(urban_block, self.place(self.far_end + depth / 2 + 8,
-                                                          lateral + width / 2, np.pi / 2, True),
-                                     width, depth, uniform(rng, 8, 35))
+                place = self.place(self.far_end + depth / 2 + 8, lateral + width / 2, np.pi / 2,
+                                   True)
+                self.put(urban_block, place, width, depth, uniform(rng, 8, 35))
                 lateral += width
         else:
             for _ in range(rng.integers(5, 14)):
                 s, lateral = uniform(rng, 170, 260), uniform(rng, -120, 120)
                 width = uniform(rng, 15, 40)
                 self.put(urban_block, self.place(s, lateral, 0.0, True), width,
-                                     uniform(rng, 10, 25), uniform(rng, 10, 60))
+                         uniform(rng, 10, 25), uniform(rng, 10, 60))
 
     # ------------------------------------------------------------------ street furniture
 
@@ -209,8 +204,7 @@ class StreetBuilder:
             arm = uniform(rng, 1.0, 2.5)
             while s < end:
                 if self.footprints.claim_around(s, self.kerb_lateral(side, 0.5), 0.4, 0.4):
-                    self.put(street_light, self.place(s, self.kerb_lateral(side, 0.5)),
-                                          -side * arm)
+                    self.put(street_light, self.place(s, self.kerb_lateral(side, 0.5)), -side * arm)
                 s += spacing
         if rng.random() < 0.45:
             spacing, s = uniform(rng, 7, 15), uniform(rng, 0, 8)
@@ -418,8 +412,7 @@ def street_scene(context: LayoutContext, curved: bool, robot: bool) -> Scene:
     builder.far_row()
     if curved and rng.random() < 0.3:
         outer = 1 if line.k < 0 else -1
-        builder.put(guard_rail, builder.place(60, builder.kerb_lateral(outer, 0.3)),
-                               10.0)
+        builder.put(guard_rail, builder.place(60, builder.kerb_lateral(outer, 0.3)), 10.0)
     name = ('sidewalk_street' if robot else 'curved' if curved else 'street')
     return Scene(name, ground, builder.things, camera, environment)
 
@@ -470,11 +463,10 @@ def _corner_blocks(builder: StreetBuilder, cross_at: float, cross_half: float,
             depth = uniform(rng, 10, 18)
             lateral = side * (section.half_width + section.sidewalk[side > 0] + depth / 2)
             builder.put(urban_block, builder.place(s + length / 2, lateral), length, depth,
-                                    uniform(rng, 8, 30))
+                        uniform(rng, 8, 30))
             s += length
-        builder.put(traffic_light, builder.place(cross_at - cross_half - 1.5,
-                                                     builder.kerb_lateral(side, 0.4), np.pi),
-                                  section.half_width * 0.8 if side > 0 else 0.0)
+        corner = builder.place(cross_at - cross_half - 1.5, builder.kerb_lateral(side, 0.4), np.pi)
+        builder.put(traffic_light, corner, section.half_width * 0.8 if side > 0 else 0.0)
         for _ in range(rng.integers(0, 3)):
             s = cross_at - cross_half - uniform(rng, 0.5, 3.0)
             lateral = builder.kerb_lateral(side, uniform(rng, 0.4, 1.8))
@@ -484,9 +476,9 @@ def _corner_blocks(builder: StreetBuilder, cross_at: float, cross_half: float,
         lateral = -80.0
         while lateral < 80:
             width = uniform(rng, 12, 30)
-            builder.put(urban_block, builder.place(far_start + 8, lateral + width / 2,
-                                                       np.pi / 2, True), width, 14,
-                                    uniform(rng, 8, 30))
+            builder.put(urban_block,
+                        builder.place(far_start + 8, lateral + width / 2, np.pi / 2, True), width,
+                        14, uniform(rng, 8, 30))
             lateral += width
 
 
