@@ -19,6 +19,7 @@ from jointdistill_core.data.synthetic.primitives import (
     Ellipsoid,
     Material,
     Part,
+    Thing,
     rotation_from_axis,
     yaw_rotation,
 )
@@ -46,6 +47,10 @@ class Placement:
     def point(self, local) -> np.ndarray:
         """World position (3,) of a local point."""
         return self.origin + self.rotation @ np.asarray(local, float)
+
+    def block(self, half, label: int, material: Material, cutout=None) -> Part:
+        """A box of half extents `half` standing on the ground at the placement."""
+        return self.box((0, 0, half[2]), half, label, material, cutout=cutout)
 
     def box(self, center, half, label: int, material: Material, pitch: float = 0.0,
             roll: float = 0.0, yaw: float = 0.0, shadow: bool = True, cutout=None) -> Part:
@@ -80,6 +85,11 @@ class Placement:
         +-half_width along local x, its origin at local `center`."""
         shape = Convex.prism(self.point(center), profile_yz, half_width, self.rotation)
         return Part(shape, label, material, shadow)
+
+
+def single(part: Part) -> Thing:
+    """An object of one part, which is also its stand-in and casts its shadow."""
+    return Thing([part], [part])
 
 
 def uniform(rng: np.random.Generator, low: float, high: float) -> float:

@@ -13,7 +13,7 @@ import numpy as np
 
 from jointdistill_core.classes import CONSTRUCTION
 from jointdistill_core.data.synthetic.materials import brick, concrete, face_uv, pavers, plaster
-from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
+from jointdistill_core.data.synthetic.objects import Kit, Placement, single, uniform
 from jointdistill_core.data.synthetic.primitives import Hit, Material, Thing
 
 WALLS = np.array([[0.78, 0.72, 0.6], [0.62, 0.6, 0.57], [0.85, 0.83, 0.78], [0.7, 0.55, 0.42],
@@ -233,7 +233,7 @@ def shed(kit: Kit, place: Placement, length: float, depth: float, height: float)
     part = place.box((0, 0, height / 2), half, CONSTRUCTION,
                      facade(kit, half, 'cladding', floors=False,
                             door_u=uniform(kit.rng, 2, max(2.5, length - 2))))
-    return Thing([part], [part])
+    return single(part)
 
 
 def paved_texture(kit: Kit):

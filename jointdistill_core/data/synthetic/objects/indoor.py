@@ -25,7 +25,7 @@ from jointdistill_core.data.synthetic.materials import (
     stripes,
     wood,
 )
-from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
+from jointdistill_core.data.synthetic.objects import Kit, Placement, single, uniform
 from jointdistill_core.data.synthetic.objects.vehicles import cardboard
 from jointdistill_core.data.synthetic.primitives import Box, Hit, Material, Part, Thing
 
@@ -255,7 +255,7 @@ def rack_block(kit: Kit, place: Placement, length: float, depth: float, levels: 
     half = (depth / 2, length / 2, levels * level_h / 2)
     part = place.box((0, 0, half[2]), half, CONSTRUCTION,
                      _rack_texture(kit, half, level_h, bay, beam, upright))
-    return Thing([part], [part])
+    return single(part)
 
 
 def _rack_texture(kit: Kit, half, level_h: float, bay: float, beam, upright) -> Material:
@@ -283,8 +283,8 @@ def column(kit: Kit, place: Placement, size: float, height: float) -> Thing:
         foot = v < 1.2
         out[foot] = stripes(u[foot] + v[foot], 0.2, HAZARD, fp[foot] if fp is not None else None)
         return out
-    part = place.box((0, 0, height / 2), half, CONSTRUCTION, box_texture(half, texture))
-    return Thing([part], [part])
+    part = place.block(half, CONSTRUCTION, box_texture(half, texture))
+    return single(part)
 
 
 def desk(kit: Kit, place: Placement) -> Thing:
@@ -347,8 +347,8 @@ def bookcase(kit: Kit, place: Placement, width: float, height: float) -> Thing:
         out[books] = colors[books]
         out[front & ~frame & ~books] *= 0.35
         return out
-    part = place.box((0, 0, height / 2), half, OBJECT, box_texture(half, texture))
-    return Thing([part], [part])
+    part = place.block(half, OBJECT, box_texture(half, texture))
+    return single(part)
 
 
 def cabinet(kit: Kit, place: Placement) -> Thing:
@@ -362,8 +362,8 @@ def cabinet(kit: Kit, place: Placement) -> Thing:
     def texture(u, v, fp, hit):
         gaps = lines(v, height / rows, 0.012, fp)
         return color[None, :] * (1 - 0.6 * gaps)[:, None]
-    part = place.box((0, 0, height / 2), half, OBJECT, box_texture(half, texture))
-    return Thing([part], [part])
+    part = place.block(half, OBJECT, box_texture(half, texture))
+    return single(part)
 
 
 def sofa(kit: Kit, place: Placement) -> Thing:
@@ -387,7 +387,7 @@ def wall_item(kit: Kit, place: Placement, kind: str) -> Thing:
     if kind == 'extinguisher':
         red = Material(kit.palette.color((0.75, 0.06, 0.05), 0.03), 0.3)
         part = place.cylinder((0, 0.1, 0.9), (0, 0.1, 1.45), 0.09, OBJECT, red)
-        return Thing([part], [part])
+        return single(part)
     if kind == 'picture':
         w, h = uniform(rng, 0.4, 1.2), uniform(rng, 0.3, 0.9)
         noise = kit.noise
@@ -398,16 +398,16 @@ def wall_item(kit: Kit, place: Placement, kind: str) -> Thing:
         half = (w / 2, 0.015, h / 2)
         part = place.box((0, 0.015, uniform(rng, 1.3, 1.8)), half, OBJECT,
                          box_texture(half, texture))
-        return Thing([part], [part])
+        return single(part)
     if kind == 'sign':
         color = kit.palette.pick([[0.1, 0.5, 0.2], [0.9, 0.9, 0.9], [0.1, 0.2, 0.6]])
         part = place.box((0, 0.01, uniform(rng, 1.8, 2.3)), (uniform(rng, 0.15, 0.4), 0.01, 0.12),
                          OBJECT, plain(color))
-        return Thing([part], [part])
+        return single(part)
     w, h = uniform(rng, 0.9, 2.0), uniform(rng, 0.6, 1.2)
     board = kit.palette.pick([[0.93, 0.93, 0.92], [0.65, 0.5, 0.35]], 0.02)
     part = place.box((0, 0.012, 1.0 + h / 2), (w / 2, 0.012, h / 2), OBJECT, Material(board, 0.2))
-    return Thing([part], [part])
+    return single(part)
 
 
 def box_stack(kit: Kit, place: Placement) -> Thing:

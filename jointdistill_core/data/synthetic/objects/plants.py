@@ -7,7 +7,7 @@ import numpy as np
 
 from jointdistill_core.classes import NATURE, OBJECT
 from jointdistill_core.data.synthetic.materials import leaves, mottled, plain
-from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
+from jointdistill_core.data.synthetic.objects import Kit, Placement, single, uniform
 from jointdistill_core.data.synthetic.primitives import Part, Thing
 
 SUMMER = np.array([[0.18, 0.32, 0.09], [0.24, 0.38, 0.11], [0.14, 0.27, 0.11],
@@ -107,7 +107,7 @@ def hedge(kit: Kit, place: Placement, length: float, height: float, depth: float
     color = _leaf_color(kit, False)
     part = place.box((0, 0, height / 2), (depth / 2, length / 2, height / 2), NATURE,
                      leaves(kit.noise, color))
-    return Thing([part], [part])
+    return single(part)
 
 
 def potted_plant(kit: Kit, place: Placement) -> Thing:

@@ -6,7 +6,7 @@ import numpy as np
 
 from jointdistill_core.classes import CONSTRUCTION, OBJECT
 from jointdistill_core.data.synthetic.materials import box_texture, brick, concrete, plain
-from jointdistill_core.data.synthetic.objects import Kit, Placement, uniform
+from jointdistill_core.data.synthetic.objects import Kit, Placement, single, uniform
 from jointdistill_core.data.synthetic.primitives import Hit, Material, Part, Thing
 
 METAL = np.array([[0.45, 0.46, 0.48], [0.15, 0.16, 0.17], [0.12, 0.22, 0.15],
@@ -135,7 +135,7 @@ def bollard(kit: Kit, place: Placement) -> Thing:
     else:
         material = _metal(kit)
     part = place.cylinder((0, 0, 0), (0, 0, height), radius, OBJECT, material)
-    return Thing([part], [part])
+    return single(part)
 
 
 def litter_bin(kit: Kit, place: Placement) -> Thing:
@@ -149,7 +149,7 @@ def litter_bin(kit: Kit, place: Placement) -> Thing:
     else:
         h = uniform(rng, 0.8, 1.2)
         part = place.box((0, 0, h / 2), (0.3, 0.3, h / 2), OBJECT, color)
-    return Thing([part], [part])
+    return single(part)
 
 
 def bench(kit: Kit, place: Placement) -> Thing:
@@ -188,8 +188,8 @@ def fence(kit: Kit, place: Placement, length: float, height: float) -> Thing:
             seam = np.mod(u, 0.12) < 0.01
             tone = noise.cell(np.floor(u / 0.12) * 3.1, 0.5)
             return base[None, :] * (0.8 + 0.35 * tone[:, None]) * np.where(seam, 0.6, 1.0)[:, None]
-        part = place.box((0, 0, height / 2), half, CONSTRUCTION, box_texture(half, boards))
-        return Thing([part], [part])
+        part = place.block(half, CONSTRUCTION, box_texture(half, boards))
+        return single(part)
     metal = _metal(kit)
     pitch = uniform(rng, 0.1, 0.16) if style == 'bars' else uniform(rng, 0.05, 0.08)
     post_pitch = uniform(rng, 2.0, 3.0)
@@ -203,7 +203,7 @@ def fence(kit: Kit, place: Placement, length: float, height: float) -> Thing:
         else:
             bars = (np.mod(y + z, pitch) < 0.008) | (np.mod(y - z, pitch) < 0.008)
         return posts | rails | bars | (face // 2 != 0)
-    part = place.box((0, 0, height / 2), half, CONSTRUCTION, metal, cutout=keep)
+    part = place.block(half, CONSTRUCTION, metal, cutout=keep)
     return Thing([part], [])
 
 
@@ -220,8 +220,8 @@ def wall(kit: Kit, place: Placement, length: float, height: float, thickness: fl
     else:
         grey = kit.palette.color(np.full(3, uniform(rng, 0.45, 0.7)))
         texture = lambda u, v, footprint, hit: concrete(noise, grey, u, v, footprint, 2.5)  # noqa: E731
-    part = place.box((0, 0, height / 2), half, CONSTRUCTION, box_texture(half, texture))
-    return Thing([part], [part])
+    part = place.block(half, CONSTRUCTION, box_texture(half, texture))
+    return single(part)
 
 
 def guard_rail(kit: Kit, place: Placement, length: float) -> Thing:
