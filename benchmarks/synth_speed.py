@@ -23,9 +23,7 @@ for _variable in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -33,21 +31,10 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.common import machine_description, paired_ratio  # noqa: E402
 from jointdistill_core.data.synthetic import DEFAULT_MIX, SceneMix, render_scene  # noqa: E402
 
 SIZES = ((128, 256), (240, 320), (480, 640))
-
-
-def cpu_model() -> str:
-    """The CPU's model name from lscpu (or the platform's guess)."""
-    try:
-        output = subprocess.run(['lscpu'], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or 'unknown CPU'
-    for line in output.splitlines():
-        if line.startswith('Model name:'):
-            return line.split(':', 1)[1].strip()
-    return 'unknown CPU'
 
 
 def time_size(height: int, width: int, frames: int, repeats: int, mix: SceneMix
@@ -80,9 +67,9 @@ def _load_module(path: Path):
     return module
 
 
-def compare(baseline: Path, frames: int, repeats: int) -> tuple[float, float]:
-    """frames/s (CPU time, fastest repeat) of the baseline and of this renderer at 128x256,
-    the two timed alternately on the same seeds."""
+def compare(baseline: Path, frames: int, repeats: int) -> dict[str, list[float]]:
+    """CPU ms per scene (fastest repeat) of the baseline ('old') and of this renderer
+    ('new') at 128x256, the two timed alternately on the same seeds."""
     old = _load_module(baseline).render_scene
     old(10_000, 128, 256)
     render_scene(10_000, 128, 256)
@@ -93,9 +80,9 @@ def compare(baseline: Path, frames: int, repeats: int) -> tuple[float, float]:
             for _ in range(repeats):
                 start = time.process_time()
                 render(seed, 128, 256)
-                samples.append(time.process_time() - start)
+                samples.append(1000 * (time.process_time() - start))
             times[name].append(min(samples))
-    return 1 / statistics.mean(times['old']), 1 / statistics.mean(times['new'])
+    return times
 
 
 def main() -> None:
@@ -113,7 +100,9 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     rows = [(size, *time_size(*size, args.frames, args.repeats, args.mix)) for size in SIZES]
     load_after = os.getloadavg()[0]
-    print(f'CPU: {cpu_model()} ({os.cpu_count()} logical cores), one thread; mix {args.mix}; '
+    machine = machine_description()
+    print(f'CPU: {machine["cpu"]} ({machine["cpu_cores"]} logical cores), one thread; '
+          f'mix {args.mix}; '
           f'{args.frames} scenes x {args.repeats} repeats per size; '
           f'1-min load average {load_before:.1f} before, {load_after:.1f} after\n')
     print('| size (HxW) | frames/s (CPU time) | median ms/frame (CPU time) '
@@ -128,10 +117,13 @@ def main() -> None:
     for layout, seconds in sorted(by_layout.items()):
         print(f'| {layout} | {len(seconds)} | {1000 * statistics.mean(seconds):.0f} |')
     if args.baseline:
-        old_fps, new_fps = compare(args.baseline, args.frames, args.repeats)
+        times = compare(args.baseline, args.frames, args.repeats)
+        old_fps, new_fps = (1000 / statistics.mean(times[name]) for name in ('old', 'new'))
+        ratio = paired_ratio(times['new'], times['old'])
         print(f'\n{args.baseline} (default arguments) against this renderer at 128x256, '
               f'interleaved: {old_fps:.1f} and {new_fps:.1f} frames/s (CPU time); this one '
-              f'takes {old_fps / new_fps:.2f} times as long per frame')
+              f'takes {old_fps / new_fps:.2f} times as long per frame (per scene: median '
+              f'{ratio["median"]:.2f}, {ratio["min"]:.2f}-{ratio["max"]:.2f})')
 
 
 if __name__ == '__main__':

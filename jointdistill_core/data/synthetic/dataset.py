@@ -1,10 +1,9 @@
 """`SyntheticStreetDataset`: rendered frames as samples; splits are seed ranges."""
 from __future__ import annotations
 
-import torch
 from torch.utils.data import Dataset
 
-from jointdistill_core.data.sample import make_sample
+from jointdistill_core.data.sample import Sample, make_sample
 from jointdistill_core.data.synthetic.camera import DEFAULT_FOV_RANGE_DEG, check_fov_range
 from jointdistill_core.data.synthetic.layouts import DEFAULT_MIX, SceneMix
 from jointdistill_core.data.synthetic.render import render_scene
@@ -38,7 +37,7 @@ class SyntheticStreetDataset(Dataset):
     def seed(self, index: int) -> int:
         return SPLIT_SEED_START[self.split] + index
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> Sample:
         if not 0 <= index < self.num_frames:
             raise IndexError(f'frame {index} out of range for {self.num_frames} frames')
         frame = render_scene(self.seed(index), self.height, self.width, self.mix,

@@ -283,8 +283,7 @@ def column(kit: Kit, place: Placement, size: float, height: float) -> Thing:
         foot = v < 1.2
         out[foot] = stripes(u[foot] + v[foot], 0.2, HAZARD, fp[foot] if fp is not None else None)
         return out
-    part = place.block(half, CONSTRUCTION, box_texture(half, texture))
-    return single(part)
+    return single(place.block(half, CONSTRUCTION, box_texture(half, texture)))
 
 
 def desk(kit: Kit, place: Placement) -> Thing:
@@ -347,8 +346,7 @@ def bookcase(kit: Kit, place: Placement, width: float, height: float) -> Thing:
         out[books] = colors[books]
         out[front & ~frame & ~books] *= 0.35
         return out
-    part = place.block(half, OBJECT, box_texture(half, texture))
-    return single(part)
+    return single(place.block(half, OBJECT, box_texture(half, texture)))
 
 
 def cabinet(kit: Kit, place: Placement) -> Thing:
@@ -362,8 +360,7 @@ def cabinet(kit: Kit, place: Placement) -> Thing:
     def texture(u, v, fp, hit):
         gaps = lines(v, height / rows, 0.012, fp)
         return color[None, :] * (1 - 0.6 * gaps)[:, None]
-    part = place.block(half, OBJECT, box_texture(half, texture))
-    return single(part)
+    return single(place.block(half, OBJECT, box_texture(half, texture)))
 
 
 def sofa(kit: Kit, place: Placement) -> Thing:

@@ -188,8 +188,7 @@ def fence(kit: Kit, place: Placement, length: float, height: float) -> Thing:
             seam = np.mod(u, 0.12) < 0.01
             tone = noise.cell(np.floor(u / 0.12) * 3.1, 0.5)
             return base[None, :] * (0.8 + 0.35 * tone[:, None]) * np.where(seam, 0.6, 1.0)[:, None]
-        part = place.block(half, CONSTRUCTION, box_texture(half, boards))
-        return single(part)
+        return single(place.block(half, CONSTRUCTION, box_texture(half, boards)))
     metal = _metal(kit)
     pitch = uniform(rng, 0.1, 0.16) if style == 'bars' else uniform(rng, 0.05, 0.08)
     post_pitch = uniform(rng, 2.0, 3.0)
@@ -220,8 +219,7 @@ def wall(kit: Kit, place: Placement, length: float, height: float, thickness: fl
     else:
         grey = kit.palette.color(np.full(3, uniform(rng, 0.45, 0.7)))
         texture = lambda u, v, footprint, hit: concrete(noise, grey, u, v, footprint, 2.5)  # noqa: E731
-    part = place.block(half, CONSTRUCTION, box_texture(half, texture))
-    return single(part)
+    return single(place.block(half, CONSTRUCTION, box_texture(half, texture)))
 
 
 def guard_rail(kit: Kit, place: Placement, length: float) -> Thing:
