@@ -17,6 +17,7 @@ setup(
         ('share/' + PACKAGE + '/config', glob('config/*.yaml') + glob('config/*.xml')
          + glob('config/*.rviz')),
         ('share/' + PACKAGE + '/config/train', glob('config/train/*.yaml')),
+        ('share/' + PACKAGE + '/config/train/real', glob('config/train/real/*.yaml')),
         ('share/' + PACKAGE + '/config/study', glob('config/study/*.yaml')),
         ('share/' + PACKAGE + '/config/class_maps', glob('config/class_maps/*.yaml')),
         ('share/' + PACKAGE + '/models', glob('models/*.safetensors') + glob('models/*.json')

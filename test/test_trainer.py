@@ -342,6 +342,31 @@ def test_shipped_configs_load_and_name_existing_teachers():
     assert len(budgets) == 1  # every method gets the same budget
 
 
+def test_real_camera_recipe_configs_agree_on_the_camera_and_the_data():
+    """config/train/real: the teachers, the shipped student and the ablation baseline share
+    the canonical camera, the data size and the mixed data (the depth teacher: synthetic
+    only, the only source of metric depth)."""
+    from conftest import REPO_ROOT
+    from jointdistill_core.data.mixed import split_mixed_spec
+    from jointdistill_core.distill import method_params
+    folder = REPO_ROOT / 'config' / 'train' / 'real'
+    configs = {path.stem: load_train_config(path) for path in folder.glob('*.yaml')}
+    assert set(configs) == {'teacher_seg', 'teacher_depth', 'mtl', 'jointdistill'}
+    for name, config in configs.items():
+        method_params(config.method.name, config.method.params, name)
+        assert config.data.size == '192x256' and config.amp and config.channels_last, name
+    for name in ('teacher_depth', 'mtl', 'jointdistill'):
+        kwargs = configs[name].model.kwargs
+        assert kwargs['canonical_focal_px'] == 300.0 and kwargs['max_depth'] == 400.0, name
+    assert configs['teacher_depth'].data.spec == 'synthetic:data/synth'
+    sources = [part for part, _ in split_mixed_spec(configs['jointdistill'].data.spec)]
+    assert sources == ['synthetic:data/synth', 'camvid:data/CamVid']
+    assert configs['teacher_seg'].data.spec == configs['jointdistill'].data.spec
+    student = configs['jointdistill']
+    assert student.teachers.seg.path == 'models/teacher_seg.safetensors'
+    assert student.teachers.depth.path == 'models/teacher_depth.safetensors'
+
+
 def test_nonfinite_tensors_names_exactly_the_broken_tensors():
     big = torch.full((4,), 3e38)  # finite float32 near its maximum: a float32 sum would overflow
     state = {'ok': torch.ones(3), 'big': big, 'count': torch.tensor(7),
