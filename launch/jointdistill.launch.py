@@ -9,7 +9,7 @@ images cross processes without loss (docs/ros.md).
 """
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
@@ -18,6 +18,21 @@ from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 PACKAGE = 'jointdistill_ros'
+RVIZ_PACKAGE = 'rviz2'
+
+
+def _require_rviz(context):
+    """Fail the launch before anything starts when rviz:=true and RViz is not installed (a
+    failure after the node started would leave it running without its launch)."""
+    try:
+        get_package_share_directory(RVIZ_PACKAGE)
+    except PackageNotFoundError:
+        distro = os.environ.get('ROS_DISTRO', '<distro>')
+        raise RuntimeError(
+            f"rviz:=true, but RViz (package '{RVIZ_PACKAGE}') is not installed in this ROS "
+            'environment; nothing was started. Install it (sudo apt install '
+            f'ros-{distro}-rviz2) or launch without rviz:=true.') from None
+    return []
 
 
 def _perception_node(context):
@@ -77,16 +92,18 @@ def generate_launch_description():
         DeclareLaunchArgument('rviz', default_value='false',
                               description='Start RViz with config/jointdistill.rviz.'),
     ]
+    rviz_wanted = IfCondition(LaunchConfiguration('rviz'))
     rviz = Node(
-        package='rviz2',
+        package=RVIZ_PACKAGE,
         executable='rviz2',
         name='rviz2',
         arguments=['-d', rviz_config],
         parameters=[{'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
                                                     value_type=bool)}],
-        condition=IfCondition(LaunchConfiguration('rviz')),
+        condition=rviz_wanted,
     )
     return LaunchDescription(arguments + [
+        OpaqueFunction(function=_require_rviz, condition=rviz_wanted),  # before anything starts
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', fastdds_profile),
         OpaqueFunction(function=_perception_node),
         rviz,

@@ -161,6 +161,17 @@ class LifecycleClient:
         request.transition.id = TRANSITIONS[transition]
         return self._call(self._change, request, timeout_s).success
 
+    def wait_for_state(self, label: str, timeout_s: float = START_TIMEOUT_S,
+                       log: Callable[[], str] = lambda: '') -> None:
+        """Until the node answers and reports state `label` (a node with autostart gets there
+        by itself); AssertionError with log() after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        self.wait_ready(timeout_s)
+        while (state := self.get_state()) != label:
+            assert time.monotonic() < deadline, \
+                f'the node is {state!r}, not {label!r}, after {timeout_s:.0f} s\n{log()}'
+            self._test_node.spin_for(0.5)
+
 
 def set_parameter(test_node: TestNode, node_name: str, name: str, value: Any,
                   timeout_s: float = 30.0) -> bool:
@@ -176,6 +187,23 @@ def set_parameter(test_node: TestNode, node_name: str, name: str, value: Any,
         future = client.call_async(request)
         test_node.spin_until(future.done, timeout_s, f'setting {name}')
         return future.result().results[0].successful
+    finally:
+        test_node.node.destroy_client(client)
+
+
+def get_parameters(test_node: TestNode, node_name: str, names: list[str],
+                   timeout_s: float = 30.0) -> dict[str, Any]:
+    """Values of parameters of another node through its ~/get_parameters service."""
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    client = test_node.node.create_client(GetParameters, f'{node_name}/get_parameters')
+    try:
+        test_node.spin_until(client.service_is_ready, timeout_s, f'{node_name}/get_parameters')
+        future = client.call_async(GetParameters.Request(names=names))
+        test_node.spin_until(future.done, timeout_s, f'the parameters {names}')
+        return {name: parameter_value_to_python(value)
+                for name, value in zip(names, future.result().values)}
     finally:
         test_node.node.destroy_client(client)
 

@@ -1,14 +1,16 @@
-"""Launch, parameter, RViz and Fast DDS files: static checks here, a real launch where
-launch_ros imports (a ROS 2 install; it has no pip wheel)."""
+"""Launch, parameter, RViz and Fast DDS files: static checks, then `ros2 launch` for real where
+launch_ros imports (a ROS 2 install, or the venv after tools/install_launch_stack.sh).
+launch_testing tests of the launch file: test_launch_node.py, _respawn.py, _sim_time.py."""
 from __future__ import annotations
 
 import ast
-import importlib.util
+import os
 import signal
 import subprocess
-import sys
 import time
+import uuid
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,14 @@ import yaml
 from conftest import REPO_ROOT
 from jointdistill_ros.perception_node import (
     NODE_NAME, OUTPUT_TOPICS, PARAMETERS, settings_from_values)
+from launch_helpers import (
+    LAUNCH_FILE, LAUNCH_STACK_MISSING, PACKAGE, SKIP_REASON, launch_settings,
+    processes_with_argument, ros2_command)
+from node_helpers import LifecycleClient, TestNode, save_tiny_student
 
 LAUNCH_FILES = sorted((REPO_ROOT / 'launch').glob('*.launch.py'))
-PACKAGE = 'jointdistill_ros'
+# ros2 launch stops its node and exits within this after SIGINT (about 2 s here).
+SIGINT_STOP_S = 20
 # Nodes of other packages a launch file may start, each only behind a condition.
 OPTIONAL_FOREIGN_NODES = {'rviz2': 'rviz2'}
 LAUNCH_ARGUMENTS = {'image_topic', 'camera_info_topic', 'namespace', 'params_file',
@@ -209,57 +216,96 @@ def test_shipped_profile_has_a_32_mib_shm_segment_and_udp():
     assert used == set(descriptors)
 
 
-LAUNCH_ROS_MISSING = importlib.util.find_spec('launch_ros') is None
+@pytest.fixture
+def launch_env(ros_env, request) -> dict[str, str]:
+    """ros_env for `ros2 launch`: the package in the ament index; skips without launch_ros."""
+    if LAUNCH_STACK_MISSING:
+        pytest.skip(SKIP_REASON)
+    return dict(ros_env, **launch_settings(request.config))
 
 
-# Runs the launch file in its own process (LaunchService wants the main thread for signals).
-LAUNCH_RUNNER = """
-import sys
-from launch import LaunchDescription, LaunchService
-from launch.actions import IncludeLaunchDescription
-from launch.launch_description_sources import PythonLaunchDescriptionSource
-path, *pairs = sys.argv[1:]
-arguments = [tuple(pair.split(':=', 1)) for pair in pairs]
-service = LaunchService()
-service.include_launch_description(LaunchDescription([IncludeLaunchDescription(
-    PythonLaunchDescriptionSource(path), launch_arguments=arguments)]))
-sys.exit(service.run())
-"""
+def start_ros2_launch(arguments: list[str], env: dict[str, str], log_path: Path
+                      ) -> subprocess.Popen:
+    """`ros2 launch jointdistill_ros jointdistill.launch.py ARGUMENTS` in a child process.
+
+    launch shuts down (stopping its nodes) only on SIGINT, and a child inherits an ignored
+    SIGINT, as under pytest run as a background job of a non-interactive shell: the child
+    gets the default handler back before it starts."""
+    with open(log_path, 'w') as log:
+        return subprocess.Popen(
+            [ros2_command(), 'launch', PACKAGE, LAUNCH_FILE, *arguments], env=env,
+            stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@contextmanager
+def sigint_ignored():
+    """This process ignores SIGINT meanwhile, as a background job of a non-interactive shell
+    does (`pytest &` in a script); children started meanwhile inherit that."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def stop_leftovers(marker: str) -> list[int]:
+    """Processes still running with `marker` in their arguments, killed; their PIDs."""
+    leftovers = processes_with_argument(marker)
+    for pid in leftovers:
+        os.kill(pid, signal.SIGKILL)
+    return leftovers
 
 
 @pytest.mark.ros
-@pytest.mark.skipif(LAUNCH_ROS_MISSING,
-                    reason='launch_ros not installed (no pip wheel); runs in a ROS 2 install')
-def test_launch_file_starts_an_active_node(ros_env, tmp_path):
-    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-    from node_helpers import LifecycleClient, TestNode, node_environment, save_tiny_student
-
-    try:
-        share = Path(get_package_share_directory(PACKAGE))
-    except PackageNotFoundError:
-        pytest.skip(f'{PACKAGE} is not installed in this ROS environment (colcon build first)')
+def test_ros2_launch_starts_an_active_node_and_stops_it_on_sigint(launch_env, tmp_path):
     checkpoint = save_tiny_student(tmp_path / 'student')
-    arguments = [f'model_path:={checkpoint}', 'device:=cpu', 'namespace:=launch_test',
-                 'rviz:=false']
+    namespace = f'sigint_{uuid.uuid4().hex[:8]}'
     log_path = tmp_path / 'launch.log'
-    with open(log_path, 'w') as log:
-        launch = subprocess.Popen(
-            [sys.executable, '-c', LAUNCH_RUNNER, str(share / 'launch' / 'jointdistill.launch.py'),
-             *arguments], env=node_environment(ros_env), stdout=log, stderr=subprocess.STDOUT)
+    with sigint_ignored():
+        launch = start_ros2_launch([f'model_path:={checkpoint}', 'device:=cpu',
+                                    f'namespace:={namespace}'], launch_env, log_path)
     try:
         with TestNode('probe') as probe:
-            lifecycle = LifecycleClient(probe, f'/launch_test/{NODE_NAME}')
-            lifecycle.wait_ready()
-            deadline = time.monotonic() + 90
-            while lifecycle.get_state() != 'active':
-                assert time.monotonic() < deadline, \
-                    f'the launched node never became active:\n{log_path.read_text()}'
-                probe.spin_for(0.5)
-    finally:
+            LifecycleClient(probe, f'/{namespace}/{NODE_NAME}').wait_for_state(
+                'active', log=log_path.read_text)
+        assert processes_with_argument(f'__ns:=/{namespace}'), 'no node process found'
         launch.send_signal(signal.SIGINT)
         try:
-            launch.wait(timeout=30)
+            returncode = launch.wait(timeout=SIGINT_STOP_S)
         except subprocess.TimeoutExpired:
+            pytest.fail(f'ros2 launch still runs {SIGINT_STOP_S} s after SIGINT (ignored?):\n'
+                        + log_path.read_text())
+    finally:
+        if launch.poll() is None:
             launch.kill()
             launch.wait(timeout=10)
+        leftovers = stop_leftovers(f'__ns:=/{namespace}')
+    assert not leftovers, f'node processes left running after launch exited: {leftovers}'
+    assert returncode == 0, log_path.read_text()
+    assert 'process has finished cleanly' in log_path.read_text()
+
+
+@pytest.mark.ros
+def test_rviz_without_rviz2_fails_before_starting_anything(launch_env, tmp_path):
+    from ament_index_python.packages import get_packages_with_prefixes
+
+    if 'rviz2' in get_packages_with_prefixes():
+        pytest.skip('rviz2 is installed here: rviz:=true would start it')
+    checkpoint = save_tiny_student(tmp_path / 'student')
+    namespace = f'rviz_{uuid.uuid4().hex[:8]}'
+    log_path = tmp_path / 'launch.log'
+    launch = start_ros2_launch([f'model_path:={checkpoint}', 'device:=cpu',
+                                f'namespace:={namespace}', 'rviz:=true'], launch_env, log_path)
+    try:
+        returncode = launch.wait(timeout=30)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+            launch.wait(timeout=10)
+        time.sleep(2)  # a node started before the failure would be running by now
+        leftovers = stop_leftovers(f'__ns:=/{namespace}')
+    log = log_path.read_text()
+    assert not leftovers, f'the failed launch left node processes running: {leftovers}\n{log}'
+    assert returncode != 0, log
+    assert "package 'rviz2'" in log and 'apt install' in log and 'without rviz:=true' in log, log
