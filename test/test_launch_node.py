@@ -22,7 +22,7 @@ import launch_testing
 import launch_testing.asserts
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from std_msgs.msg import Float32, Header
+from std_msgs.msg import Float32
 
 from launch_helpers import launch_description_under_test
 from node_helpers import (
@@ -129,8 +129,8 @@ class TestLaunchedNode(unittest.TestCase):
         self.assertGreater((labels == expected_labels).mean(), 0.999)
         # params_file: its point cloud stride (all depths of this model are finite).
         points, _ = read_pointcloud2(received['points'])
-        self.assertEqual(points.reshape(-1, 3).shape[0],
-                         math.ceil(HEIGHT / POINTCLOUD_STRIDE) * math.ceil(WIDTH / POINTCLOUD_STRIDE))
+        kept_rows, kept_cols = (math.ceil(size / POINTCLOUD_STRIDE) for size in (HEIGHT, WIDTH))
+        self.assertEqual(points.reshape(-1, 3).shape[0], kept_rows * kept_cols)
 
     def test_parameters_come_from_the_arguments_over_the_params_file(self, checkpoint):
         values = get_parameters(self.probe, self.node_name, [

@@ -20,7 +20,7 @@ from launch.actions import RegisterEventHandler
 from launch.event_handlers import OnProcessStart
 
 from launch_helpers import launch_description_under_test
-from node_helpers import START_TIMEOUT_S, NODE_NAME, LifecycleClient, TestNode, save_tiny_student
+from node_helpers import NODE_NAME, START_TIMEOUT_S, LifecycleClient, TestNode, save_tiny_student
 
 NAMESPACE = 'respawn_test'
 

@@ -21,8 +21,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float32
 
 from conftest import REPO_ROOT
-from jointdistill_core.bags.reader import iter_raw
 from jointdistill_core.bags.codec import header_stamp_ns
+from jointdistill_core.bags.reader import iter_raw
 from jointdistill_core.cli import main as core_main
 from launch_helpers import launch_description_under_test
 from node_helpers import NODE_NAME, LifecycleClient, TestNode, get_parameters, save_tiny_student
