@@ -122,7 +122,7 @@ class TestLaunchedNode(unittest.TestCase):
         np.testing.assert_allclose(np.reshape(received['depth/camera_info'].k, (3, 3)), K_SENT)
         # model_path: the outputs are those of the tiny checkpoint.
         expected_depth, expected_labels = Predictor.from_checkpoint(
-            checkpoint, device='cpu').predict(rgb)
+            checkpoint, device='cpu').predict(rgb, K_SENT)
         np.testing.assert_allclose(imgmsg_to_numpy(received['depth/image']), expected_depth,
                                    rtol=1e-4, atol=1e-4)
         labels = imgmsg_to_numpy(received['segmentation/labels'])
