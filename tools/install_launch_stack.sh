@@ -77,5 +77,5 @@ logged "$python" -m pip install --no-deps --no-build-isolation "${python_package
 
 check_imports
 echo "$inputs" > "$stamp"
-echo "launch stack installed in $venv: $(AMENT_PREFIX_PATH=$venv "$python" -c \
+echo "launch stack installed in $venv in $SECONDS s: $(AMENT_PREFIX_PATH=$venv "$python" -c \
   'import importlib.metadata as m; print(", ".join(f"{p} {m.version(p)}" for p in ("launch", "launch_ros", "launch_testing")))')"
