@@ -1,6 +1,6 @@
-"""Launch perception_node (a lifecycle node that configures and activates itself) and RViz.
+r"""Launch perception_node (a lifecycle node that configures and activates itself) and RViz.
 
-    ros2 launch jointdistill_ros jointdistill.launch.py \\
+    ros2 launch jointdistill_ros jointdistill.launch.py \
         image_topic:=/camera/color/image_raw camera_info_topic:=/camera/color/camera_info rviz:=true
 
 Every process started here gets FASTDDS_DEFAULT_PROFILES_FILE = the shipped Fast DDS profile
@@ -63,6 +63,7 @@ def _perception_node(context):
 
 
 def generate_launch_description():
+    """Arguments, the RViz check, the Fast DDS profile, the node, then RViz when asked for."""
     share = get_package_share_directory(PACKAGE)
     default_params = os.path.join(share, 'config', 'jointdistill.yaml')
     fastdds_profile = os.path.join(share, 'config', 'fastdds_large_images.xml')

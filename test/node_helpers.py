@@ -28,7 +28,6 @@ from sensor_msgs.msg import Image
 from conftest import REPO_ROOT
 from jointdistill_ros import node_process
 from jointdistill_ros.node_process import node_environment as shared_node_environment
-from jointdistill_ros.perception_node import NODE_NAME  # noqa: F401 - test_launch_files uses it
 
 FASTDDS_PROFILE = REPO_ROOT / 'config' / 'fastdds_large_images.xml'
 # Generous: the machine running the tests may be shared and slow.

@@ -18,10 +18,20 @@ import yaml
 
 from conftest import REPO_ROOT
 from jointdistill_ros.perception_node import (
-    NODE_NAME, OUTPUT_TOPICS, PARAMETERS, settings_from_values)
+    NODE_NAME,
+    OUTPUT_TOPICS,
+    PARAMETERS,
+    settings_from_values,
+)
 from launch_helpers import (
-    LAUNCH_FILE, LAUNCH_STACK_MISSING, PACKAGE, SKIP_REASON, launch_settings,
-    processes_with_argument, ros2_command)
+    LAUNCH_FILE,
+    LAUNCH_STACK_MISSING,
+    PACKAGE,
+    SKIP_REASON,
+    launch_settings,
+    processes_with_argument,
+    ros2_command,
+)
 from node_helpers import LifecycleClient, TestNode, save_tiny_student
 
 LAUNCH_FILES = sorted((REPO_ROOT / 'launch').glob('*.launch.py'))

@@ -24,10 +24,16 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32
 
+from jointdistill_ros.perception_node import NODE_NAME
 from launch_helpers import launch_description_under_test
 from node_helpers import (
-    NODE_NAME, LifecycleClient, TestNode, get_parameters, pattern_image, rgb_image_message,
-    save_tiny_student)
+    LifecycleClient,
+    TestNode,
+    get_parameters,
+    pattern_image,
+    rgb_image_message,
+    save_tiny_student,
+)
 
 NAMESPACE = 'launch_test'
 IMAGE_TOPIC = '/front_camera/color/image_raw'
@@ -121,12 +127,11 @@ class TestLaunchedNode(unittest.TestCase):
         # camera_info_topic: the intrinsics sent there, not the default 70 degree field of view.
         np.testing.assert_allclose(np.reshape(received['depth/camera_info'].k, (3, 3)), K_SENT)
         # model_path: the outputs are those of the tiny checkpoint.
-        expected_depth, expected_labels = Predictor.from_checkpoint(
-            checkpoint, device='cpu').predict(rgb, K_SENT)
-        np.testing.assert_allclose(imgmsg_to_numpy(received['depth/image']), expected_depth,
+        expected = Predictor.from_checkpoint(checkpoint, device='cpu').predict(rgb, K_SENT)
+        np.testing.assert_allclose(imgmsg_to_numpy(received['depth/image']), expected.depth,
                                    rtol=1e-4, atol=1e-4)
         labels = imgmsg_to_numpy(received['segmentation/labels'])
-        self.assertGreater((labels == expected_labels).mean(), 0.999)
+        self.assertGreater((labels == expected.labels).mean(), 0.999)
         # params_file: its point cloud stride (all depths of this model are finite).
         points, _ = read_pointcloud2(received['points'])
         kept_rows, kept_cols = (math.ceil(size / POINTCLOUD_STRIDE) for size in (HEIGHT, WIDTH))

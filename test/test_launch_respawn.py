@@ -19,8 +19,9 @@ if LAUNCH_STACK_MISSING:
 from launch.actions import RegisterEventHandler
 from launch.event_handlers import OnProcessStart
 
+from jointdistill_ros.perception_node import NODE_NAME
 from launch_helpers import launch_description_under_test
-from node_helpers import NODE_NAME, START_TIMEOUT_S, LifecycleClient, TestNode, save_tiny_student
+from node_helpers import START_TIMEOUT_S, LifecycleClient, TestNode, save_tiny_student
 
 NAMESPACE = 'respawn_test'
 

@@ -24,8 +24,9 @@ from conftest import REPO_ROOT
 from jointdistill_core.bags.codec import header_stamp_ns
 from jointdistill_core.bags.reader import iter_raw
 from jointdistill_core.cli import main as core_main
+from jointdistill_ros.perception_node import NODE_NAME
 from launch_helpers import launch_description_under_test
-from node_helpers import NODE_NAME, LifecycleClient, TestNode, get_parameters, save_tiny_student
+from node_helpers import LifecycleClient, TestNode, get_parameters, save_tiny_student
 
 FRAMES, RATE_HZ = 20, 10.0
 IMAGE_TOPIC = '/camera/image_raw'  # the bag's topics are the launch file's default remappings
