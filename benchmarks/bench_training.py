@@ -41,7 +41,7 @@ def _teacher_checkpoints(scratch: Path) -> tuple[dict[str, Path], dict[str, str]
 
 
 def _trainer(method: str, teachers: dict[str, Path], size: tuple[int, int], batch_size: int,
-             device: str, scratch: Path) -> Trainer:
+             device: str, scratch: Path, extra: tuple[str, ...] = ()) -> Trainer:
     path = TRAIN_CONFIGS / f'{method}.yaml'
     if not path.is_file():
         raise FileNotFoundError(f'{path}: the training config of method {method!r} is missing')
@@ -50,6 +50,7 @@ def _trainer(method: str, teachers: dict[str, Path], size: tuple[int, int], batc
                  'data.augment=false', f'device={device}', f'out={scratch / method}']
     overrides += [f'teachers.{task}.path={teachers[task]}'
                   for task in METHODS[method].teachers_needed]
+    overrides += list(extra)
     trainer = Trainer(load_train_config(path, overrides), progress=False)
     trainer.setup()
     return trainer
@@ -110,4 +111,60 @@ def render_training_markdown(training: dict) -> list[str]:
         ratio = f"{row['cost_vs_mtl']:.2f}x" if 'cost_vs_mtl' in row else '-'
         lines.append(f"| {method} | {teachers} | {row['step_s_median'] * 1e3:.0f} | "
                      f"{row['images_per_s']} | {ratio} |")
+    return lines
+
+
+# Precision and memory layout of a training step (`amp`, `channels_last` training keys).
+PRECISIONS = {'fp32': (), 'channels_last': ('channels_last=true',),
+              'bf16': ('amp=true',), 'bf16 + channels_last': ('amp=true', 'channels_last=true')}
+
+
+def benchmark_precision(size: tuple[int, int] = (128, 256), batch_size: int = 8,
+                        rounds: int = 3) -> dict:
+    """One `mtl` student step on the CPU in fp32, channels_last, bf16 autocast and both,
+    round-robin; per variant the median step time and its paired ratio to fp32. The bf16
+    variants need a CPU with native bf16 and are left out elsewhere."""
+    from jointdistill_core.training.trainer import cpu_has_bf16
+    variants = {name: extra for name, extra in PRECISIONS.items()
+                if cpu_has_bf16() or 'amp=true' not in extra}
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        trainers = {name: _trainer('mtl', {}, size, batch_size, 'cpu', scratch / name, extra)
+                    for name, extra in variants.items()}
+        batch = _fixed_batch(trainers['fp32'].train_set, batch_size, 0)
+        samples: dict[str, list[float]] = {name: [] for name in variants}
+        for round_index in tqdm(range(rounds + 1), desc='training precision (round-robin)',
+                                leave=False):
+            for name, trainer in trainers.items():
+                start = time.perf_counter()
+                trainer._train_step(dict(batch))
+                if round_index > 0:
+                    samples[name].append(time.perf_counter() - start)
+    torch.use_deterministic_algorithms(deterministic)
+    results = {'batch_size': batch_size, 'input_size': f'{size[0]}x{size[1]}',
+               'rounds': rounds, 'threads': torch.get_num_threads(), 'variants': {}}
+    for name, times in samples.items():
+        ratios = [fp32 / other for fp32, other in zip(samples['fp32'], times)]
+        results['variants'][name] = {'step_s_median': round(statistics.median(times), 4),
+                                     'speedup_vs_fp32': round(statistics.median(ratios), 2)}
+    return results
+
+
+def render_precision_markdown(precision: dict) -> list[str]:
+    """Markdown lines of the training-precision section of docs/benchmarks.md."""
+    lines = [
+        '## Training step: precision and memory layout',
+        '',
+        f"One `mtl` student step (config/train/mtl.yaml) on {precision['batch_size']} images "
+        f"of {precision['input_size']}, {precision['threads']} threads, "
+        f"{precision['rounds']} rounds round-robin after a warm-up round; speed-up paired "
+        'per round against fp32 (`amp`, `channels_last` in docs/training.md).',
+        '',
+        '| variant | step ms (median) | speed-up vs fp32 |',
+        '|---|---|---|',
+    ]
+    for name, row in precision['variants'].items():
+        lines.append(f"| {name} | {row['step_s_median'] * 1e3:.0f} | "
+                     f"{row['speedup_vs_fp32']:.2f}x |")
     return lines

@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_training:
         from benchmarks.bench_training import benchmark_training
         results['training'] = benchmark_training(rounds=args.training_rounds, device=args.device)
+        if args.device in ('cpu', 'auto') and not torch.cuda.is_available():
+            from benchmarks.bench_training import benchmark_precision
+            results['training_precision'] = benchmark_precision(rounds=args.training_rounds)
     results['targets'] = evaluate_targets(results)
     results['load_average_1min_at_end'] = round(os.getloadavg()[0], 2)
     results['wall_s'] = round(time.time() - started, 1)
@@ -157,6 +160,9 @@ def render_markdown(results: dict) -> str:
     if 'training' in results:
         from benchmarks.bench_training import render_training_markdown
         lines += [''] + render_training_markdown(results['training'])
+    if 'training_precision' in results:
+        from benchmarks.bench_training import render_precision_markdown
+        lines += [''] + render_precision_markdown(results['training_precision'])
     lines += ['', f"Whole run: {results['wall_s']} s.", '']
     return '\n'.join(lines)
 

@@ -142,3 +142,16 @@ def test_hot_path_command_refuses_zero_repeats_and_renders_a_table():
     assert exit_info.value.code == 2
     table = hot_path.render_markdown({'overlay': 1.234, 'Predictor (torch)': 40.0})
     assert table[-2:] == ['| overlay | 1.23 |', '| Predictor (torch) | 40.00 |']
+
+
+def test_training_precision_compares_every_layout_against_fp32():
+    from benchmarks.bench_training import benchmark_precision, render_precision_markdown
+    from jointdistill_core.training.trainer import cpu_has_bf16
+    results = benchmark_precision(size=(32, 64), batch_size=2, rounds=1)
+    expected = {'fp32', 'channels_last'} | ({'bf16', 'bf16 + channels_last'} if cpu_has_bf16()
+                                            else set())
+    assert set(results['variants']) == expected
+    assert results['variants']['fp32']['speedup_vs_fp32'] == 1.0
+    assert all(row['step_s_median'] > 0 for row in results['variants'].values())
+    table = render_precision_markdown(results)
+    assert sum(line.startswith('| ') for line in table) == len(expected) + 1
