@@ -1,6 +1,7 @@
 """Dataset loaders, augmentation and the spec registry on fixture folders built here."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -374,6 +375,11 @@ def test_registry_folder_classes_from_file_or_argument(tmp_path):
     assert build_dataset(f'folder:{root}', 'train')[1] == 4
     with pytest.raises(DatasetError, match='lists 4 classes'):
         build_dataset(f'folder:{root}', 'train', num_classes=9)
+    # Without labels/ there is nothing to count: depth-only data needs no class count.
+    shutil.rmtree(root / 'labels')
+    (root / 'classes.txt').unlink()
+    dataset, classes = build_dataset(f'folder:{root}', 'train')
+    assert classes is None and bool((dataset[0]['labels'] == 255).all())
 
 
 def test_registry_size_frames_and_augment(tmp_path):

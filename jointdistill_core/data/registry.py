@@ -74,14 +74,16 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
     return kind, Path(directory) if directory else None
 
 
-def _folder_num_classes(root: Path, num_classes: int | None) -> int:
+def _folder_num_classes(root: Path, num_classes: int | None) -> int | None:
+    """The class count of a folder dataset; None for a folder without labels/ when none is
+    given (depth-only data: nothing to count)."""
     names = read_class_names(root)
     if names is not None and num_classes is not None and len(names) != num_classes:
         raise DatasetError(f'{root / "classes.txt"} lists {len(names)} classes but '
                            f'num_classes={num_classes} was given')
     if names is not None:
         return len(names)
-    if num_classes is None:
+    if num_classes is None and (root / 'labels').is_dir():
         raise DatasetError(f'{root}: say how many classes the labels have, with num_classes '
                            f'or a classes.txt (one name per line)')
     return num_classes
