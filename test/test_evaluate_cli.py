@@ -145,3 +145,13 @@ def test_predictor_protocol_scores_each_frame_at_its_size_with_its_K(tmp_path):
         relative.append(np.abs(depth - truth).ravel() / truth)
     assert metrics['abs_rel'] == pytest.approx(float(np.concatenate(relative).mean()), rel=1e-5)
     assert (tmp_path / 'eval' / 'samples.png').is_file()
+
+
+def test_sparse_ground_truth_grows_to_patches_and_leaves_the_rest_invalid():
+    from jointdistill_core.cli.evaluate import visible_sparse_depth
+    depth = np.zeros((12, 12), np.float32)
+    depth[5, 5], depth[5, 6] = 3.0, 7.0
+    shown = visible_sparse_depth(depth)
+    assert shown[3, 3] == 3.0 and shown[5, 8] == 7.0  # within 2 pixels: the nearest point
+    assert shown[5, 6] == 3.0  # where patches overlap, the nearer surface wins
+    assert shown[0, 0] == 0.0 and shown[11, 11] == 0.0  # no point nearby: stays invalid

@@ -82,7 +82,9 @@ def tiny_study(tmp_path):
     study = write_yaml(tmp_path / 'study.yaml', {
         'name': 'tiny cityscapes',
         'data': {'spec': 'synthetic', 'size': f'{H}x{W}', 'train_split': 'train',
-                 'val_split': 'val', 'test_split': 'val', 'val_frames': 2, 'test_frames': 4},
+                 'val_split': 'val', 'val_frames': 2},
+        'tests': [{'name': 'test', 'split': 'val', 'frames': 4,
+                   'metrics': list(HIGHER_IS_BETTER)}],
         'seeds': [0, 1],
         'teachers': {'seg': {'config': str(configs / 'teacher_seg.yaml'), **teacher},
                      'depth': {'config': str(configs / 'teacher_depth.yaml'), **teacher}},
@@ -136,35 +138,37 @@ def test_study_on_mtan_fixture_writes_consistent_results_and_skips_finished_runs
     assert done['jointdistill']['resumed'] is False
     assert not (out / 'runs' / 'jointdistill_no_fusion').exists()  # not selected by --only
     assert not (out / 'runs' / 'mtl' / 'seed1').exists()  # --seeds 0 replaces the config's
-    teachers = {task: json.loads((out / 'teachers' / task / 'done.json').read_text())['test']
-                for task in ('seg', 'depth')}
+    teachers = {task: json.loads((out / 'teachers' / task / 'done.json').read_text())['tests']
+                ['test'] for task in ('seg', 'depth')}
 
     report = json.loads((results_dir / 'results.json').read_text())
     assert list(report['variants']) == ['mtl', 'jointdistill']
     for name, row in report['variants'].items():
         assert row['n'] == 1 and row['seeds'] == [0]
-        expected = independent_delta_m(done[name]['test'], teachers['seg'], teachers['depth'])
+        expected = independent_delta_m(done[name]['tests']['test'], teachers['seg'],
+                                       teachers['depth'])
         assert row['mean']['delta_m'] == pytest.approx(expected, rel=1e-9, abs=1e-9)
         for key in HIGHER_IS_BETTER:
-            assert row['mean'][key] == pytest.approx(done[name]['test'][key])
+            assert row['mean'][f'test/{key}'] == pytest.approx(done[name]['tests']['test'][key])
         assert row['std']['delta_m'] is None  # one seed: no spread
         assert row['params'] > 0 and row['latency_ms'] > 0
         assert '--set seed=0' in row['command'] and f'out={out}/runs/{name}/seed0' in row['command']
     assert 'teachers.seg.path' in report['variants']['jointdistill']['command']
     assert 'teachers.' not in report['variants']['mtl']['command']  # mtl needs no teacher
     winner = min(report['variants'], key=lambda name: independent_delta_m(
-        done[name]['test'], teachers['seg'], teachers['depth']))
+        done[name]['tests']['test'], teachers['seg'], teachers['depth']))
     assert report['finding']['winner'] == winner
 
     page = (results_dir / 'results.md').read_text()
-    assert page.index('## The finding') < page.index('## Students')
+    assert page.index('## The finding') < page.index('## The questions') \
+        < page.index('## delta_m of every variant')
     notes_at = page.index('## Investigation notes\n\nTried `temperature` 1 and 2 on the fixture.')
-    assert page.index('## The finding') < notes_at < page.index('## Setup')
+    assert page.index('## The questions') < notes_at < page.index('## Setup')
     assert f'**Winner: `{winner}`**' in page
     for name in ('mtl', 'jointdistill'):
         row_sign = f'{report["variants"][name]["mean"]["delta_m"]:+.2f}'
         assert f'| `{name}` | {done[name]["method"]} | 1 | {row_sign} |' in page
-    assert 'negative = better than the teachers' in page
+    assert 'negative = better than the baseline' in page
     for figure in report['figures'].values():
         assert (results_dir / figure).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert set(report['figures']) == {'weights', 'qualitative'}
@@ -197,7 +201,7 @@ def test_parallel_jobs_train_the_same_runs_as_one_at_a_time(tiny_study, tmp_path
     for folder in folders:
         one_at_a_time = json.loads((tiny_study['out'] / folder / 'done.json').read_text())
         parallel = json.loads((parallel_out / folder / 'done.json').read_text())
-        assert parallel['test'] == one_at_a_time['test'], folder
+        assert parallel['tests'] == one_at_a_time['tests'], folder
     report = json.loads((tmp_path / 'parallel_docs' / 'results.json').read_text())
     assert '--jobs 2' in report['setup']['command']
 
@@ -240,7 +244,8 @@ def test_finding_when_jointdistill_loses_and_has_one_seed():
 
 def test_bad_study_configs_name_the_key(tmp_path):
     base = {'teachers': {'seg': {'config': 'a.yaml'}, 'depth': {'config': 'b.yaml'}},
-            'variants': [{'name': 'mtl', 'config': 'mtl.yaml'}]}
+            'variants': [{'name': 'mtl', 'config': 'mtl.yaml'}],
+            'tests': [{'name': 'test', 'metrics': ['miou']}]}
     path = write_yaml(tmp_path / 'study.yaml', base)
     with pytest.raises(ConfigError, match='student.stepz'):
         load_study_config(path, ['student.stepz=3'])

@@ -209,9 +209,12 @@ def visible_sparse_depth(depth: np.ndarray, density: float = 0.3) -> np.ndarray:
     import cv2
     if np.mean(depth > 0) >= density:
         return depth
+    kernel = np.ones((5, 5), np.uint8)
     grown = cv2.dilate(np.where(depth > 0, -depth, -np.inf).astype(np.float32),
-                       np.ones((5, 5), np.uint8))  # max of -depth: the nearest point wins
-    return np.where(np.isfinite(grown), -grown, 0).astype(np.float32)
+                       kernel)  # max of -depth: the nearest point wins
+    # cv2 fills windows without a point with -FLT_MAX, not -inf: mask them explicitly.
+    covered = cv2.dilate((depth > 0).astype(np.uint8), kernel) > 0
+    return np.where(covered, -grown, 0).astype(np.float32)
 
 
 def torch_pad(image, padding: tuple[int, int]):

@@ -21,6 +21,10 @@ def register(subparsers) -> None:
     parser.add_argument('--data', metavar='SPEC',
                         help='dataset spec replacing data.spec: synthetic, synthetic:DIR, '
                              'nyuv2:DIR, cityscapes:DIR')
+    parser.add_argument('--real-data', metavar='DIR',
+                        help='folder holding the real data folders the config names in '
+                             '`paths` (DIR/NAME for every paths.NAME not set otherwise), e.g. '
+                             'the real development frames')
     parser.add_argument('--out', help='folder of all runs (replaces the config key `out`)')
     parser.add_argument('--results-dir', help='folder of the results page and figures '
                                               '(replaces `results_dir`, default docs)')
@@ -57,7 +61,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 def _command_line(args: argparse.Namespace) -> str:
     """The study command as given (for the results page)."""
     parts = ['jointdistill', 'study', '--config', args.config]
-    for flag, value in (('--data', args.data), ('--out', args.out),
+    for flag, value in (('--data', args.data), ('--real-data', args.real_data),
+                        ('--out', args.out),
                         ('--results-dir', args.results_dir), ('--jobs', args.jobs)):
         if value is not None:
             parts += [flag, str(value)]
@@ -79,18 +84,19 @@ def run(args: argparse.Namespace) -> int:
         run_study,
         select_variants,
     )
-    from jointdistill_core.study.report import build_report
-    from jointdistill_core.study.results import write_results
+    from jointdistill_core.study.page import write_results
+    from jointdistill_core.study.report import build_report, record_invocation
     progress = not args.no_progress
     command = _command_line(args)
     try:
-        config = load_study_config(args.config, _overrides(args))
+        config = load_study_config(args.config, _overrides(args), real_data=args.real_data)
         variants = select_variants(config, args.only)
         outcome = run_study(config, variants, list(config.seeds), progress=progress)
-        results_dir = Path(config.results_dir)
+        record_invocation(config, outcome, command)
+        tuning = collect_finished(config, config.tuning.seeds, 'tuning') if config.tuning else {}
         report = build_report(config, outcome['teachers'], collect_finished(config, config.seeds),
-                              list(config.seeds), command, results_dir)
-        json_path, md_path = write_results(report, results_dir, config.results_name)
+                              tuning, list(config.seeds), command, Path(config.results_dir))
+        json_path, md_path = write_results(report, config)
     except (ConfigError, StudyError, ValueError) as error:
         raise CliError(str(error)) from None
     print(f'results: {md_path} and {json_path}')

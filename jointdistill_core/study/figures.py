@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import torch
 
 OMEGA_COLUMNS = ('method/omega/seg', 'method/omega/depth')
 
@@ -78,59 +77,76 @@ def plot_weight_trajectories(trajectories: dict[int, dict[str, list[float]]], va
     plt.close(figure)
 
 
-@torch.no_grad()
-def predict_frames(path: str, images: torch.Tensor) -> tuple[np.ndarray | None,
-                                                              np.ndarray | None]:
-    """(labels (N, H, W) or None, depth (N, H, W) metres or None) of a checkpoint on
-    images (N, 3, H, W) in [0, 1], computed as the evaluation computes them."""
-    from jointdistill_core.checkpoint import load_checkpoint
-    from jointdistill_core.training.evaluate import predict_batch
-    model, _ = load_checkpoint(path, 'cpu')
-    model.eval()
-    labels, depth = predict_batch(model, images)
-    return (None if labels is None else labels.numpy(),
-            None if depth is None else depth.numpy())
+def predict_samples(path: str, samples: list[dict]
+                    ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+    """(labels (H, W) or None, depth (H, W) metres or None) of a checkpoint on each sample,
+    each frame at its own resolution through the Predictor with its K (as the ROS node),
+    the checkpoint's input size as the pixel budget."""
+    from jointdistill_core.inference import Predictor
+    from jointdistill_core.training.evaluate import sample_rgb8
+    predictor = Predictor.from_checkpoint(path, device='cpu', precision='fp32')
+    outputs = []
+    for sample in samples:
+        prediction = predictor.predict(sample_rgb8(sample), sample['K'].double().numpy())
+        outputs.append((prediction.labels, prediction.depth))
+    return outputs
 
 
-def plot_qualitative(samples: list[dict], columns: dict[str, tuple[np.ndarray | None,
-                                                                   np.ndarray | None]],
+def _depth_scale(truth: np.ndarray, predictions: list[np.ndarray | None]) -> float:
+    """Colour scale (metres) of one frame: the 99th percentile of its ground truth, or of
+    the first prediction when the frame has none (e.g. CamVid)."""
+    valid = truth[(truth > 0) & np.isfinite(truth)]
+    if not valid.size:
+        valid = next((depth for depth in predictions if depth is not None), np.ones(1))
+    return float(np.percentile(valid, 99))
+
+
+def plot_qualitative(frames: list[tuple[str, dict]],
+                     columns: dict[str, list[tuple[np.ndarray | None, np.ndarray | None]]],
                      num_classes: int, path: Path) -> None:
-    """PNG grid, two rows per frame (depth colour map above label colours); columns: the
-    input (image, and the ground-truth labels over it), the ground truth, then each model.
-    columns = {title: (labels (N, H, W) or None, depth (N, H, W) metres or None)}; one depth
-    scale (the ground truth's 99th percentile, metres) for every panel."""
+    """PNG grid, two rows per frame (depth colour map above label colours); frames:
+    [(row title, sample)], each at its own size; columns: the input (image, and the
+    ground-truth labels over it), the ground truth, then {title: [(labels or None, depth or
+    None) per frame]}. Depth of a frame shares one scale (metres, see `_depth_scale`);
+    sparse ground truth (LiDAR) is grown to small patches so it can be seen."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
+    from jointdistill_core.cli.evaluate import visible_sparse_depth
+    from jointdistill_core.training.evaluate import sample_rgb8
     from jointdistill_core.visualize import colorize_depth, colorize_labels, overlay_labels
-    gt_depth = np.stack([sample['depth'][0].numpy() for sample in samples])
-    valid = gt_depth[(gt_depth > 0) & np.isfinite(gt_depth)]
-    max_depth = float(np.percentile(valid, 99)) if valid.size else None
     titles = ['input', 'ground truth', *columns]
-    height, width = gt_depth.shape[-2:]
-    blank = np.full((height, width, 3), 255, np.uint8)
-    figure, axes = plt.subplots(2 * len(samples), len(titles), squeeze=False,
+    height, width = frames[0][1]['image'].shape[-2:]
+    figure, axes = plt.subplots(2 * len(frames), len(titles), squeeze=False,
                                 figsize=(1.6 * len(titles) * width / height,
-                                         1.7 * 2 * len(samples)))
-    for frame, sample in enumerate(samples):
-        image = (sample['image'].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
-        gt_labels = sample['labels'].numpy()
-        cells = [(image, overlay_labels(image, gt_labels, num_classes)),
-                 (colorize_depth(gt_depth[frame], max_depth),
-                  colorize_labels(gt_labels, num_classes))]
-        for labels, depth in columns.values():
-            cells.append((colorize_depth(depth[frame], max_depth) if depth is not None else blank,
-                          colorize_labels(labels[frame], num_classes) if labels is not None
+                                         1.7 * 2 * len(frames)))
+    for index, (row_title, sample) in enumerate(frames):
+        image = sample_rgb8(sample)
+        truth_depth, truth_labels = sample['depth'][0].numpy(), sample['labels'].numpy()
+        blank = np.full(image.shape, 255, np.uint8)
+        scale = _depth_scale(truth_depth, [column[index][1] for column in columns.values()])
+        has_depth, has_labels = bool((truth_depth > 0).any()), bool((truth_labels != 255).any())
+        cells = [(image, overlay_labels(image, truth_labels, num_classes) if has_labels
+                  else image),
+                 (colorize_depth(visible_sparse_depth(truth_depth), scale) if has_depth
+                  else blank, colorize_labels(truth_labels, num_classes) if has_labels
+                  else blank)]
+        for predictions in columns.values():
+            labels, depth = predictions[index]
+            cells.append((colorize_depth(depth, scale) if depth is not None else blank,
+                          colorize_labels(labels, num_classes) if labels is not None
                           else blank))
         for column, pictures in enumerate(cells):
             for row, picture in enumerate(pictures):
-                axis = axes[2 * frame + row, column]
+                axis = axes[2 * index + row, column]
                 axis.imshow(picture)
                 axis.set_xticks([])
                 axis.set_yticks([])
-                if frame == 0 and row == 0:
+                if index == 0 and row == 0:
                     axis.set_title(titles[column], fontsize=8)
+                if column == 0 and row == 0:
+                    axis.set_ylabel(row_title, fontsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)

@@ -1,59 +1,85 @@
-"""Aggregates finished study runs into RESULTS.json and RESULTS.md, the finding included.
+"""Aggregates finished study runs: metrics per test set, delta_m, means over seeds, and the
+top-level finding.
 
-delta_m of a student run is measured against the single-task teachers: its mIoU and pixel
-accuracy against the segmentation teacher's, its abs err, abs rel, RMSE and delta1 against
-the depth teacher's (`jointdistill_core.metrics.delta_m`, in percent). NEGATIVE = BETTER than
-the teachers. Means and sample standard deviations (n - 1) are over seeds.
+Metrics are keyed 'test/metric' (e.g. 'camvid/miou', 'outdoor/delta1'). delta_m of a student
+run is measured against the single-task teachers over the metrics the test sets contribute
+(`StudyConfig.delta_m_keys`): segmentation metrics against the segmentation teacher's on the
+same test set, depth metrics against the depth teacher's (`jointdistill_core.metrics.delta_m`,
+in percent; NEGATIVE = BETTER than the teachers). delta_m against `mtl` uses the mean over
+seeds of `mtl`'s metrics as the baseline. Means and sample standard deviations (n - 1) are
+over seeds.
 """
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 
 from jointdistill_core.metrics import METRIC_DIRECTIONS, delta_m
+from jointdistill_core.study.config import metric_task
 
-SEG_METRICS = ('miou', 'pixel_acc')
-DEPTH_METRICS = ('abs_err', 'abs_rel', 'rmse', 'delta1')
-TABLE_METRICS = SEG_METRICS + DEPTH_METRICS
-METRIC_TITLES = {'miou': 'mIoU (%)', 'pixel_acc': 'pixel acc (%)', 'abs_err': 'abs err (m)',
-                 'abs_rel': 'abs rel', 'rmse': 'RMSE (m)', 'delta1': 'delta1 (%)',
-                 'delta_m': 'delta_m (%)'}
-PERCENT_METRICS = ('miou', 'pixel_acc', 'delta1')
-SIGN_NOTE = ('delta_m is the mean relative difference to the single-task teachers in percent '
-             '(Maninis et al. 2019); negative = better than the teachers, positive = worse.')
+SIGN_NOTE = ('delta_m is the mean relative difference to the baseline in percent (Maninis et '
+             'al. 2019); negative = better than the baseline, positive = worse.')
 BASELINES = ('static_kd', 'mtl')
 JOINTDISTILL = 'jointdistill'
+MTL = 'mtl'
 
 
-def teacher_baseline(teachers: dict[str, dict]) -> dict[str, float]:
-    """The delta_m baseline: seg metrics of the seg teacher, depth metrics of the depth one."""
-    baseline = {key: teachers['seg']['test'][key] for key in SEG_METRICS}
-    baseline.update({key: teachers['depth']['test'][key] for key in DEPTH_METRICS})
-    return baseline
+def metric_name(key: str) -> str:
+    """'outdoor/delta1' -> 'delta1'."""
+    return key.rpartition('/')[2]
 
 
-def run_delta_m(metrics: dict[str, float], baseline: dict[str, float]) -> float:
-    """delta_m in percent; NaN when undefined (a teacher metric of 0 or NaN, e.g. a teacher
-    whose mIoU is 0 after too short a training)."""
+def higher_is_better(key: str) -> bool:
+    """Direction of a keyed metric ('camvid/miou' -> True) or of delta_m (False)."""
+    name = metric_name(key)
+    return False if name.startswith('delta_m') else METRIC_DIRECTIONS[name]
+
+
+def flat_metrics(record: dict) -> dict[str, float]:
+    """{'test/metric': value} of a done.json record (None, JSON's NaN, becomes NaN)."""
+    return {f'{test}/{key}': math.nan if value is None else float(value)
+            for test, metrics in record['tests'].items() for key, value in metrics.items()}
+
+
+def teacher_baseline(teachers: dict[str, dict], keys: list[str]) -> dict[str, float]:
+    """The delta_m baseline: each metric of `keys` from the teacher of its task (NaN when
+    that teacher was not scored on it)."""
+    flat = {task: flat_metrics(record) for task, record in teachers.items()}
+    return {key: flat[metric_task(key)].get(key, math.nan) for key in keys}
+
+
+def keyed_delta_m(metrics: dict[str, float], baseline: dict[str, float],
+                  keys: list[str]) -> float:
+    """delta_m in percent over `keys`; NaN when undefined (a missing metric, or a baseline
+    of 0 or NaN, e.g. a teacher whose mIoU is 0 after too short a training)."""
     try:
-        return delta_m(metrics, baseline, {key: METRIC_DIRECTIONS[key] for key in TABLE_METRICS})
+        return delta_m({key: metrics.get(key, math.nan) for key in keys}, baseline,
+                       {key: higher_is_better(key) for key in keys})
     except ValueError:
         return math.nan
 
 
-def _mean_std(values: list[float]) -> tuple[float, float | None]:
+def mean_std(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (n - 1; None for one value); NaN in -> NaN out."""
     array = np.asarray(values, np.float64)
     return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else None
 
 
-def summarize(runs: dict[str, dict[int, dict]], baseline: dict[str, float],
+def _aggregate(per_seed: dict[int, dict[str, float]]) -> tuple[dict, dict]:
+    keys = set.intersection(*(set(metrics) for metrics in per_seed.values()))
+    mean, std = {}, {}
+    for key in sorted(keys):
+        mean[key], std[key] = mean_std([metrics[key] for metrics in per_seed.values()])
+    return mean, std
+
+
+def summarize(runs: dict[str, dict[int, dict]], baseline: dict[str, float], keys: list[str],
               order: list[str]) -> dict[str, dict]:
     """Per variant (in `order`, only those with finished runs): per-seed metrics with
-    delta_m, their mean and standard deviation over seeds."""
+    'delta_m' (against `baseline` over `keys`) and, when `mtl` has finished runs,
+    'delta_m_mtl' (against the mean of mtl's metrics); their mean and standard deviation
+    over seeds."""
     summary = {}
     for name in order:
         seeds = runs.get(name)
@@ -61,29 +87,33 @@ def summarize(runs: dict[str, dict[int, dict]], baseline: dict[str, float],
             continue
         per_seed = {}
         for seed in sorted(seeds):
-            metrics = {key: float(seeds[seed]['test'][key]) for key in TABLE_METRICS}
-            metrics['delta_m'] = run_delta_m(metrics, baseline)
+            metrics = flat_metrics(seeds[seed])
+            metrics['delta_m'] = keyed_delta_m(metrics, baseline, keys)
             per_seed[seed] = metrics
-        mean, std = {}, {}
-        for key in (*TABLE_METRICS, 'delta_m'):
-            mean[key], std[key] = _mean_std([metrics[key] for metrics in per_seed.values()])
         first = seeds[min(seeds)]
         summary[name] = {'method': first['method'], 'n': len(per_seed),
-                         'seeds': sorted(per_seed), 'per_seed': per_seed, 'mean': mean,
-                         'std': std, 'command': first['command'],
-                         'reproduce_seed': min(seeds)}
+                         'seeds': sorted(per_seed), 'per_seed': per_seed,
+                         'command': first['command'], 'reproduce_seed': min(seeds)}
+    if MTL in summary:
+        mtl_mean, _ = _aggregate(summary[MTL]['per_seed'])
+        mtl_baseline = {key: mtl_mean.get(key, math.nan) for key in keys}
+        for row in summary.values():
+            for metrics in row['per_seed'].values():
+                metrics['delta_m_mtl'] = keyed_delta_m(metrics, mtl_baseline, keys)
+    for row in summary.values():
+        row['mean'], row['std'] = _aggregate(row['per_seed'])
     return summary
 
 
-def _gap_sd(first: dict, second: dict) -> float | None:
-    """Standard deviation of the difference of two variants' single-seed delta_m."""
-    if first['std']['delta_m'] is None or second['std']['delta_m'] is None:
+def difference_sd(first: dict, second: dict, key: str = 'delta_m') -> float | None:
+    """Standard deviation of the difference of two variants' single-seed values of `key`."""
+    if first['std'].get(key) is None or second['std'].get(key) is None:
         return None
-    return math.hypot(first['std']['delta_m'], second['std']['delta_m'])
+    return math.hypot(first['std'][key], second['std'][key])
 
 
 def finding(summary: dict[str, dict]) -> dict:
-    """The study's conclusions, computed from the numbers only."""
+    """The study's top-level conclusions, computed from the numbers only."""
     ranked = sorted((name for name in summary
                      if math.isfinite(summary[name]['mean']['delta_m'])),
                     key=lambda name: summary[name]['mean']['delta_m'])
@@ -107,14 +137,15 @@ def finding(summary: dict[str, dict]) -> dict:
             if other not in ranked:
                 continue
             gain = summary[other]['mean']['delta_m'] - joint['mean']['delta_m']
-            spread = _gap_sd(joint, summary[other])
+            spread = difference_sd(joint, summary[other])
             facts['gains'][other] = {
                 'gain': gain, 'sd': spread,
                 'beyond_two_sd': None if spread is None else bool(gain > 2 * spread)}
     return facts
 
 
-def _signed(value: float) -> str:
+def signed(value: float) -> str:
+    """'+1.23' / '-0.50'."""
     return f'{value:+.2f}'
 
 
@@ -126,7 +157,7 @@ def finding_markdown(summary: dict[str, dict], facts: dict) -> list[str]:
     lines = []
     winner = facts['winner']
     sentence = (f'- **Winner: `{winner}`** with delta_m '
-                f'{_format_mean_std(summary[winner], "delta_m")} % '
+                f'{format_mean_std(summary[winner], "delta_m")} % '
                 f'(lowest of {len(summary)} variants)')
     if 'runner_up' in facts:
         sentence += (f'; the next best, `{facts["runner_up"]}`, is '
@@ -142,18 +173,10 @@ def finding_markdown(summary: dict[str, dict], facts: dict) -> list[str]:
             direction = 'lower (better)' if gain['gain'] > 0 else 'higher (worse)'
             text = (f'- `jointdistill` vs `{other}`: delta_m {abs(gain["gain"]):.2f} points '
                     f'{direction}')
-            if gain['sd'] is None:
-                text += '; with one seed the spread is unknown, so significance is not judged.'
-            elif gain['beyond_two_sd']:
-                text += (f', a gain larger than two standard deviations of the difference '
-                         f'(2 x {gain["sd"]:.2f} = {2 * gain["sd"]:.2f}).')
-            else:
-                text += (f'; this is NOT a gain larger than two standard deviations of the '
-                         f'difference (2 x {gain["sd"]:.2f} = {2 * gain["sd"]:.2f}).')
-            lines.append(text)
+            lines.append(text + significance(gain['gain'], gain['sd']))
         reaches = facts['jointdistill_reaches_teachers']
         lines.append(f'- The `jointdistill` student {"reaches" if reaches else "does not reach"} '
-                     f'its teachers: mean delta_m {_signed(facts["jointdistill_delta_m"])} % '
+                     f'its teachers: mean delta_m {signed(facts["jointdistill_delta_m"])} % '
                      f'({"<=" if reaches else ">"} 0).')
     if facts['undefined_delta_m']:
         lines.append('- delta_m is undefined (a teacher metric is 0) for: '
@@ -164,112 +187,45 @@ def finding_markdown(summary: dict[str, dict], facts: dict) -> list[str]:
     return lines
 
 
-def _format_metric(key: str, value: float | None) -> str:
+def significance(gain: float, sd: float | None) -> str:
+    """The end of a comparison sentence: is `gain` (> 0 = better) beyond two standard
+    deviations `sd` of the difference?"""
+    if sd is None:
+        return '; with one seed the spread is unknown, so significance is not judged.'
+    if gain > 2 * sd:
+        return (f', a gain larger than two standard deviations of the difference '
+                f'(2 x {sd:.2f} = {2 * sd:.2f}).')
+    return (f'; this is NOT a gain larger than two standard deviations of the difference '
+            f'(2 x {sd:.2f} = {2 * sd:.2f}).')
+
+
+PERCENT_METRICS = ('miou', 'pixel_acc', 'delta1', 'delta2', 'delta3', 'constant_delta1')
+METRE_METRICS = ('abs_err', 'rmse')
+
+
+def format_metric(key: str, value: float | None) -> str:
+    """A metric as the page prints it: percent for rates, metres with 4 decimals, a signed
+    number for delta_m; n/a when undefined."""
     if value is None or not math.isfinite(value):
         return 'n/a'
-    if key in PERCENT_METRICS:
+    name = metric_name(key)
+    if name in PERCENT_METRICS:
         return f'{100 * value:.2f}'
-    if key == 'delta_m':
-        return _signed(value)
+    if name.startswith('delta_m'):
+        return signed(value)
     return f'{value:.4f}'
 
 
-def _format_mean_std(row: dict, key: str) -> str:
-    mean, std = row['mean'][key], row['std'][key]
-    text = _format_metric(key, mean)
-    if std is not None:
-        scale = 100 if key in PERCENT_METRICS else 1
-        text += f' ± {std * scale:.2f}' if key in PERCENT_METRICS or key == 'delta_m' \
-            else f' ± {std * scale:.4f}'
+def format_mean_std(row: dict, key: str) -> str:
+    """'mean ± std' of a summary row in the units of `format_metric`."""
+    mean, std = row['mean'].get(key), row['std'].get(key)
+    text = format_metric(key, mean)
+    if std is not None and math.isfinite(std) and text != 'n/a':
+        name = metric_name(key)
+        if name in PERCENT_METRICS:
+            text += f' ± {100 * std:.2f}'
+        elif name.startswith('delta_m'):
+            text += f' ± {std:.2f}'
+        else:
+            text += f' ± {std:.4f}'
     return text
-
-
-def results_markdown(report: dict) -> str:
-    """The whole results page from the report dictionary (see `build_report`)."""
-    summary, facts, setup = report['variants'], report['finding'], report['setup']
-    lines = [f'# Distillation study: {setup["name"]}', '',
-             f'Generated by `{setup["command"]}` from the runs under `{setup["out"]}`. '
-             'Every number on this page is computed from those runs.', '',
-             '## The finding', '', *finding_markdown(summary, facts), '',
-             f'Sign: {SIGN_NOTE}', '']
-    if report.get('notes'):
-        lines += ['## Investigation notes', '', report['notes'].strip(), '']
-    lines += ['## Setup', '']
-    lines += [f'- {key}: {value}' for key, value in setup['sizes'].items()]
-    lines += ['', '## Teachers (test split)', '',
-              '| teacher | ' + ' | '.join(METRIC_TITLES[k] for k in TABLE_METRICS)
-              + ' | params | latency (ms) |',
-              '|---|' + '---|' * (len(TABLE_METRICS) + 2)]
-    for task, teacher in report['teachers'].items():
-        cells = [_format_metric(k, teacher['test'].get(k)) if k in teacher['test'] else '-'
-                 for k in TABLE_METRICS]
-        lines.append(f'| {task} | ' + ' | '.join(cells)
-                     + f' | {_format_count(teacher.get("params"))} | '
-                       f'{_format_ms(teacher.get("latency_ms"))} |')
-    lines += ['', '## Students (test split, mean ± std over seeds)', '',
-              '| variant | method | seeds | ' + ' | '.join(METRIC_TITLES[k] for k in
-                                                         ('delta_m', *TABLE_METRICS))
-              + ' | params | latency (ms) |',
-              '|---|---|---|' + '---|' * (len(TABLE_METRICS) + 3)]
-    for name, row in summary.items():
-        cells = [_format_mean_std(row, key) for key in ('delta_m', *TABLE_METRICS)]
-        lines.append(f'| `{name}` | {row["method"]} | {row["n"]} | ' + ' | '.join(cells)
-                     + f' | {_format_count(row.get("params"))} | '
-                       f'{_format_ms(row.get("latency_ms"))} |')
-    lines += ['', f'Latency: median of {setup["latency_repeats"]} Predictor calls per model '
-              f'(preprocessing, forward, resizing) at {setup["sizes"]["resolution"]} on '
-              f'{report["latency_device"]}, all models measured in one process in turn.', '',
-              '## Reproduce each row', '',
-              'Each row trains with one command (shown for its first seed; the other seeds '
-              'differ only in `--set seed=K` and the output folder):', '',
-              '| variant | command |', '|---|---|']
-    for name, row in summary.items():
-        lines.append(f'| `{name}` | `{row["command"]}` |')
-    for task, teacher in report['teachers'].items():
-        if teacher.get('command'):
-            lines.append(f'| teacher {task} | `{teacher["command"]}` |')
-    lines += ['', '## Teacher weights of JointDistill', '']
-    if report['figures'].get('weights'):
-        lines.append(f'![teacher weights]({report["figures"]["weights"]})')
-        lines.append('')
-        lines.append('omega_seg and omega_depth (they sum to 2) over training steps, per seed, '
-                     'from the trainer\'s metrics.csv.')
-    else:
-        lines.append('No run of the trajectory variant logged teacher weights.')
-    lines += ['', '## Qualitative comparison', '']
-    if report['figures'].get('qualitative'):
-        lines.append(f'![qualitative]({report["figures"]["qualitative"]})')
-        lines.append('')
-        lines.append('The same test frames for every model (first seed): depth colour map '
-                     '(near = red, far = blue, shared scale) above the label colours.')
-    lines.append('')
-    return '\n'.join(lines)
-
-
-def _format_count(value: int | None) -> str:
-    return 'n/a' if value is None else f'{value / 1e6:.2f} M'
-
-
-def _format_ms(value: float | None) -> str:
-    return 'n/a' if value is None else f'{value:.1f}'
-
-
-def write_results(report: dict, results_dir: Path, name: str) -> tuple[Path, Path]:
-    """Write RESULTS_DIR/NAME.json and NAME.md atomically; returns their paths."""
-    from jointdistill_core.checkpoint import atomic_write_bytes
-    results_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = results_dir / f'{name}.json', results_dir / f'{name}.md'
-    atomic_write_bytes(json_path, (json.dumps(_json_ready(report), indent=2) + '\n').encode())
-    atomic_write_bytes(md_path, results_markdown(report).encode())
-    return json_path, md_path
-
-
-def _json_ready(value):
-    """Seeds become string keys; NaN/inf become null (JSON has neither)."""
-    if isinstance(value, dict):
-        return {str(key): _json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
