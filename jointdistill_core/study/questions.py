@@ -24,7 +24,6 @@ from jointdistill_core.study.results import (
     format_metric,
     higher_is_better,
     metric_name,
-    significance,
 )
 
 ABLATIONS = {'jointdistill_no_adaptive': 'the adaptive teacher weights',
