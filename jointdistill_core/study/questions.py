@@ -242,6 +242,9 @@ def parts_markdown(summary: dict, facts: dict) -> list[str]:
                   'deviations of the difference')
     if not facts['parts']:
         return lines + ['', answer + '. No ablation has finished runs.']
+    if all(item['beyond_two_sd'] is None for item in facts['parts'].values()):
+        return lines + ['', answer + '. The ablations are not judged either (one seed, or '
+                                     'delta_m undefined).']
     carrying = [f'{facts["parts"][name]["part"]} (`{name}`)' for name in facts['carrying']]
     answer += ('. Parts whose removal costs more than two standard deviations of the '
                'difference: ' + (', '.join(carrying) if carrying else 'none') + '.')
