@@ -24,6 +24,8 @@ from jointdistill_core.study.questions import (
     parts_markdown,
     students_vs_teachers,
 )
+from jointdistill_core.study.runner import student_run, teacher_run
+from jointdistill_core.training import load_train_config
 from test_mixed_data import write_camvid
 
 SMOKE = REPO_ROOT / 'config' / 'study' / 'real_smoke.yaml'
@@ -248,10 +250,17 @@ def test_shipped_real_study_config(real_data, monkeypatch):
     assert config.student.steps >= 10 * synthetic.student.steps
     height, width = config.data.size_pixels()
     assert height >= 128 and width >= 256
-    camera = {'model.kwargs.canonical_focal_px=300.0', 'model.kwargs.max_depth=400.0',
-              'method.params.depth_loss=log_l1'}
-    assert camera <= set(config.student.set) and camera <= set(config.teachers.depth.set)
-    assert config.data.spec == f'synthetic@0.5,camvid:{real_data / "camvid"}@0.5'
+    # Every student predicts depth for the depth teacher's camera, with its loss.
+    depth_teacher = trained(teacher_run(config, 'depth'))
+    assert depth_teacher.model.kwargs['canonical_focal_px'] == 300.0
+    for variant in config.variants:
+        student = trained(student_run(config, variant, 0))
+        for key in ('canonical_focal_px', 'max_depth'):
+            assert student.model.kwargs[key] == depth_teacher.model.kwargs[key], variant.name
+        assert student.method.params['depth_loss'] == 'log_l1'
+        assert student.amp and student.channels_last
+    assert depth_teacher.method.params['depth_loss'] == 'log_l1'
+    assert config.data.spec == f'synthetic@0.6,camvid:{real_data / "camvid"}@0.4'
     assert config.teachers.depth.spec == 'synthetic'  # depth labels only there
     assert config.teachers.seg.spec is None  # synthetic + CamVid
     protocols = {test.name: (test.protocol, test.metrics) for test in config.tests}
@@ -267,6 +276,11 @@ def test_shipped_real_study_config(real_data, monkeypatch):
                                            if v.name.startswith('jointdistill')}
     assert not {(t.spec, t.split) for t in config.tuning.tests} & \
         {(t.spec, t.split) for t in config.tests}  # tuned on validation data only
+
+
+def trained(run):
+    """The training config a study run trains with."""
+    return load_train_config(run.train_config, run.overrides)
 
 
 def row(values: dict[str, list[float]]) -> dict:

@@ -52,7 +52,7 @@ def comparison(better: dict, worse: dict, key: str) -> dict:
 
 
 def describe_key(config: StudyConfig, key: str) -> str:
-    """'outdoor/delta1' -> 'KITTI outdoor delta1'."""
+    """'outdoor/delta1' -> 'outdoor depth (KITTI) delta1' (the test set's title)."""
     test, _, metric = key.rpartition('/')
     return f'{config.test_set(test).label()} {METRIC_WORDS.get(metric, metric)}'
 
@@ -66,15 +66,13 @@ def unit(key: str) -> str:
 
 def format_gain(key: str, value: float) -> str:
     """A gain in the metric's units: points for percentages, metres, plain ratios."""
-    text = format_metric(key, abs(value))
-    units = ' points' if metric_name(key) in ('miou', 'pixel_acc', 'delta1') else \
-        (' m' if metric_name(key) in ('abs_err', 'rmse') else '')
-    return f'{"+" if value >= 0 else "-"}{text}{units}'
+    units = ' points' if unit(key) == ' %' else unit(key)
+    return f'{"+" if value >= 0 else "-"}{format_metric(key, abs(value))}{units}'
 
 
 def _z_text(facts: dict) -> str:
     if not math.isfinite(facts['gain']):
-        return 'undefined: a teacher metric is 0'
+        return 'undefined'
     if facts['sd'] is None:
         return 'spread unknown (one seed)'
     if facts['z'] is None:
