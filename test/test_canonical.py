@@ -124,3 +124,40 @@ def test_a_canonical_student_trains_on_canonical_targets(tmp_path):
     metric = masked_log_l1(prediction, batch['depth'])
     assert logged == pytest.approx(float(canonical), rel=1e-4)
     assert abs(float(canonical) - float(metric)) > 0.05  # the conversion changed the target
+
+
+def test_the_shipped_student_gives_one_metric_depth_for_two_focal_lengths():
+    """The same synthetic scene rendered at 50 and 80 degrees horizontal field of view (same
+    camera pose, only the focal length differs): the shipped student's metric depth at
+    corresponding pixels agrees, because the Predictor converts its canonical depth with each
+    image's K. Without the conversion the two would differ by the focal-length ratio (1.7x)."""
+    import cv2
+
+    from conftest import REPO_ROOT
+    from jointdistill_core.data.synthetic import SceneMix, render_scene
+    from jointdistill_core.inference import Predictor
+    predictor = Predictor.from_checkpoint(REPO_ROOT / 'models' / 'jointdistill_student',
+                                          device='cpu', input_size=(192, 256))
+    assert predictor.canonical_focal_px is not None
+    ratios, unconverted = [], []
+    for seed in (11, 12, 13):
+        narrow, wide = (render_scene(seed, 192, 256, SceneMix.parse('road=1'), (fov, fov),
+                                     camera_effects=False) for fov in (50.0, 80.0))
+        np.testing.assert_allclose(narrow.camera_position, wide.camera_position)
+        depth_narrow = predictor.predict(narrow.image, narrow.K).depth
+        depth_wide = predictor.predict(wide.image, wide.K).depth
+        # Narrow pixel (u, v) sees the ray of wide pixel K_w K_n^-1 (u, v, 1).
+        mapping = wide.K @ np.linalg.inv(narrow.K)
+        rows, cols = np.mgrid[0:192, 0:256].astype(np.float64)
+        map_x = (mapping[0, 0] * cols + mapping[0, 2]).astype(np.float32)
+        map_y = (mapping[1, 1] * rows + mapping[1, 2]).astype(np.float32)
+        resampled = cv2.remap(depth_wide, map_x, map_y, cv2.INTER_LINEAR)
+        valid = narrow.depth > 0
+        ratios.append(np.log(depth_narrow[valid] / resampled[valid]))
+        scale = predictor.metric_scale((192, 256), wide.K) / predictor.metric_scale(
+            (192, 256), narrow.K)
+        unconverted.append(np.log(depth_narrow[valid] / (resampled[valid] * scale)))
+    agreement = float(np.exp(np.abs(np.median(np.concatenate(ratios)))))
+    without_k = float(np.exp(np.abs(np.median(np.concatenate(unconverted)))))
+    assert agreement < 1.15, agreement
+    assert without_k > 1.4 and agreement < without_k
