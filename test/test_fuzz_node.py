@@ -208,7 +208,7 @@ def send_with_flow_control(probe: TestNode, publishers: dict, diagnostics: Diagn
 
 
 def test_fault_log_throttles_each_kind_separately_and_counts_the_suppressed():
-    from jointdistill_ros.perception_node import InputFaultLog
+    from jointdistill_ros.diagnostics import InputFaultLog
     now, lines = [100.0], []
     log = InputFaultLog(lines.append, period_s=5.0, clock=lambda: now[0])
     assert log.report('image: data', 'short data')

@@ -17,12 +17,9 @@ import pytest
 import yaml
 
 from conftest import REPO_ROOT
-from jointdistill_ros.perception_node import (
-    NODE_NAME,
-    OUTPUT_TOPICS,
-    PARAMETERS,
-    settings_from_values,
-)
+from jointdistill_ros.camera_stream import OUTPUT_TOPICS
+from jointdistill_ros.parameters import PARAMETERS, settings_from_values
+from jointdistill_ros.perception_node import NODE_NAME
 from launch_helpers import (
     LAUNCH_FILE,
     LAUNCH_STACK_MISSING,
