@@ -1,4 +1,4 @@
-"""Camera bags as robots record them, written in the tests with rosbags (the project's writer):
+"""Camera bags as robots record them, written in the tests with rosbags (the project's writer).
 
 - `write_recorded_rgbd_bag`: a RealSense-style RGB-D recording as `ros2 bag record` leaves it
   (sqlite3 or mcap, metadata version 9 with its offered_qos_profiles, log time = receive time,

@@ -14,6 +14,8 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32, Header
 
+from jointdistill_ros.camera_info import output_camera_info
+from jointdistill_ros.camera_stream import depth_for_publishing
 from jointdistill_ros.diagnostics import (
     FrameStats,
     build_diagnostic_array,
@@ -21,8 +23,6 @@ from jointdistill_ros.diagnostics import (
     diagnostic_values,
     status_name,
 )
-from jointdistill_ros.camera_info import output_camera_info
-from jointdistill_ros.camera_stream import depth_for_publishing
 from jointdistill_ros.parameters import PARAMETERS, ConfigureError, settings_from_values
 from node_helpers import (
     DiagnosticsWatcher,
