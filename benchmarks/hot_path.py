@@ -27,8 +27,8 @@ from jointdistill_core.geometry import backproject, default_intrinsics
 from jointdistill_core.inference import Predictor
 from jointdistill_core.models.factory import build_model
 from jointdistill_core.visualize import colorize_depth, colorize_labels, overlay_labels
-from jointdistill_ros.image_codec import numpy_to_imgmsg, to_rgb8
 from jointdistill_ros.camera_stream import depth_for_publishing
+from jointdistill_ros.image_codec import numpy_to_imgmsg, to_rgb8
 from jointdistill_ros.pointcloud import make_pointcloud2
 
 CAMERA = (480, 640)
