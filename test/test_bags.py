@@ -285,7 +285,7 @@ def test_rgbd_recording_of_ros2_bag_record_reads_with_depth_7_us_after_colour(tm
     assert stats.parts['camera_info'] == PartCounts(matched=4)
     for frame, scene in zip(frames, recording.scenes):
         valid = (scene.depth > 0) & (scene.depth < MAX_16UC1_DEPTH_M)
-        np.testing.assert_allclose(frame.depth[valid], scene.depth[valid], atol=5e-4)  # mm
+        np.testing.assert_allclose(frame.depth[valid], scene.depth[valid], atol=6e-4)  # 0.5 mm+
         assert np.isnan(frame.depth[~valid]).all()
         np.testing.assert_allclose(frame.K, scene.K, rtol=1e-6)
         assert np.abs(frame.image.astype(int) - scene.image).mean() < 12  # JPEG colour
@@ -303,7 +303,7 @@ def test_compressed_depth_recording_reads_as_metres(tmp_path):
     for frame, scene in zip(frames, recording.scenes):
         np.testing.assert_array_equal(frame.image, scene.image)  # PNG: lossless
         valid = (scene.depth > 0) & (scene.depth < MAX_16UC1_DEPTH_M)
-        np.testing.assert_allclose(frame.depth[valid], scene.depth[valid], atol=5e-4)
+        np.testing.assert_allclose(frame.depth[valid], scene.depth[valid], atol=6e-4)
         assert np.isnan(frame.depth[~valid]).all()
 
 
@@ -320,7 +320,7 @@ def test_ros1_bag_converted_by_rosbags_convert(tmp_path, capsys):
     assert stats.parts['depth'].matched == stats.parts['camera_info'].matched == 3
     for frame, scene in zip(frames, recording.scenes):
         valid = (scene.depth > 0) & (scene.depth < MAX_16UC1_DEPTH_M)
-        np.testing.assert_allclose(frame.depth[valid], scene.depth[valid], atol=5e-4)
+        np.testing.assert_allclose(frame.depth[valid], scene.depth[valid], atol=6e-4)
         np.testing.assert_allclose(frame.K, scene.K, rtol=1e-6)
 
 
