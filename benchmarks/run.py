@@ -21,6 +21,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.common import machine_description  # noqa: E402
+from benchmarks.hot_path import JPEG_DECODE_STEP  # noqa: E402
 from jointdistill_core.cli.arguments import size_argument  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='frames per output set in the node overhead benchmark (default 30)')
     parser.add_argument('--transport-frames', type=int, default=150,
                         help='frames the 30 Hz camera sends per transport run (default 150)')
+    parser.add_argument('--camera-seconds', type=int, default=10,
+                        help='seconds per run of the many-cameras benchmark (default 10)')
     parser.add_argument('--hot-path-repeats', type=int, default=30,
                         help='timed calls per node step in the CPU-time table (default 30)')
     parser.add_argument('--skip-training', action='store_true',
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                         help='folder for benchmarks.json and benchmarks.md (default docs/)')
     args = parser.parse_args(argv)
     for name in ('rounds', 'hot_path_repeats', 'node_frames', 'transport_frames',
-                 'training_rounds'):
+                 'camera_seconds', 'training_rounds'):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
 
@@ -68,11 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.hot_path import measure as measure_hot_path
     results['hot_path_cpu_ms'] = {step: round(ms, 3)
                                   for step, ms in measure_hot_path(args.hot_path_repeats).items()}
+    results['jpeg_decode_ms'] = results['hot_path_cpu_ms'][JPEG_DECODE_STEP]
     if not args.skip_node:
         from benchmarks.bench_node import benchmark_node
         results['node'] = benchmark_node(device=args.device, overhead_frames=args.node_frames,
                                          transport_frames=args.transport_frames)
         results['node_overhead_ms'] = results['node']['overhead_ms']
+        from benchmarks.bench_cameras import benchmark_cameras
+        results['cameras'] = benchmark_cameras(device=args.device, seconds=args.camera_seconds)
     if not args.skip_training:
         from benchmarks.bench_training import benchmark_training
         results['training'] = benchmark_training(rounds=args.training_rounds, device=args.device)
@@ -153,8 +159,10 @@ def render_markdown(results: dict) -> str:
                      f"{'yes' if target['holds'] else '**no**'} |")
     lines += _render_models(models)
     if 'node' in results:
+        from benchmarks.bench_cameras import render_cameras_markdown
         from benchmarks.bench_node import render_node_markdown
         lines += [''] + render_node_markdown(results['node'])
+        lines += [''] + render_cameras_markdown(results['cameras'])
     from benchmarks.hot_path import render_markdown as render_hot_path
     lines += [''] + render_hot_path(results['hot_path_cpu_ms'])
     if 'training' in results:

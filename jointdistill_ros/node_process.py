@@ -103,6 +103,15 @@ class NodeProcess:
             return None
         return None
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system, all threads) the node process used so far, seconds; None
+        once exited."""
+        try:
+            fields = Path(f'/proc/{self.pid}/stat').read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
     def stop(self, timeout_s: float = 20.0) -> int:
         """SIGINT, then SIGKILL after `timeout_s`; returns the exit code."""
         if self.process.poll() is None:

@@ -55,6 +55,7 @@ def test_network_benchmark_writes_json_and_markdown(tmp_path):
     assert not any('node' in name for name in names)  # no node run, no node targets
     steps = results['hot_path_cpu_ms']
     assert all(ms >= 0 for ms in steps.values()) and 'Predictor (onnxruntime)' in steps
+    assert results['jpeg_decode_ms'] == steps['decode JPEG CompressedImage (quality 90)'] > 0
     # The network dominates a frame: every other step costs less than the Predictor.
     assert max(ms for name, ms in steps.items() if not name.startswith('Predictor')) < \
         min(ms for name, ms in steps.items() if name.startswith('Predictor'))
@@ -132,6 +133,33 @@ def test_node_benchmark_measures_overhead_and_transport():
     assert 1 <= shipped['processed'] <= shipped['received']
     assert any(line.startswith('| shipped Fast DDS profile |')
                for line in render_node_markdown(node))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_cameras_benchmark_compares_one_node_with_one_node_per_camera():
+    from benchmarks.bench_cameras import SETUPS, render_cameras_markdown
+
+    # Its own process, as `make bench` is (Fast DDS reads its profile once per process).
+    code = ('import json; from benchmarks.bench_cameras import benchmark_cameras; '
+            'print(json.dumps(benchmark_cameras(counts=(2,), seconds=2)))')
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    cameras = json.loads(result.stdout.strip().splitlines()[-1])
+    rows = cameras['counts']['2']
+    assert list(rows) == list(SETUPS)
+    assert (rows['one node']['processes'], rows['one node per camera']['processes']) == (1, 2)
+    for row in rows.values():
+        # Every camera answered in the window; the totals add up.
+        assert 0 < row['fps_per_camera_min'] <= row['fps_per_camera']
+        assert row['fps_total'] == pytest.approx(2 * row['fps_per_camera'], abs=0.02)
+        assert row['latency_ms_median'] > 0 and row['cpu_ms_per_frame'] > 0
+    # One network in one process against two: the memory of a whole node process less.
+    assert rows['one node']['peak_rss_mb_total'] < 0.75 * rows['one node per camera'][
+        'peak_rss_mb_total']
+    assert sum(line.startswith('| 2 | one node') for line in render_cameras_markdown(cameras)) \
+        == 2
 
 
 def test_hot_path_command_refuses_zero_repeats_and_renders_a_table():
