@@ -24,8 +24,8 @@ from jointdistill_ros.parameters import (
     cameras_from_values,
     settings_from_values,
 )
+from jointdistill_ros.perception_node import NODE_NAME
 from node_helpers import (
-    NODE_NAME,
     NodeProcess,
     TestNode,
     pattern_image,
