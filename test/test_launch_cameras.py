@@ -27,7 +27,6 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from jointdistill_ros.perception_node import NODE_NAME
-from launch_helpers import launch_description_under_test
 from node_helpers import (
     LifecycleClient,
     TestNode,
@@ -49,6 +48,8 @@ CAMERAS = {
 @pytest.mark.launch_test
 @pytest.mark.ros
 def generate_test_description():
+    from launch_helpers import launch_description_under_test  # with the launch stack
+
     scratch = tempfile.TemporaryDirectory(prefix='launch_test_')  # removed with the test run
     checkpoint = save_tiny_student(Path(scratch.name) / 'student')
     arguments = {'namespace': NAMESPACE, 'cameras': ','.join(CAMERAS),
