@@ -218,7 +218,8 @@ class _TorchScriptRunner:
 
 
 class Predictor:
-    """Runs a network on single HxWx3 uint8 RGB images. Build with a `from_*` constructor.
+    """Runs a network on HxWx3 uint8 RGB images, one (`predict`) or several (`predict_batch`).
+    Build with a `from_*` constructor (`from_path` for any model file).
 
     Attributes: device (torch.device actually used), requested_device (as given),
     num_classes (None for a depth-only network), max_depth (metres, of the network's raw
@@ -227,8 +228,8 @@ class Predictor:
     for images of its aspect (the pixel budget for others, see the module docstring),
     follows_aspect (False for exported files), backend ('torch' | 'onnxruntime' |
     'torchscript'), precision ('fp32' | 'fp16'), and timings: milliseconds of the last
-    `predict` ('preprocess_ms', 'forward_ms' (incl. copies to and from the device),
-    'postprocess_ms', 'total_ms').
+    `predict` or `predict_batch` ('preprocess_ms', 'forward_ms' (incl. copies to and from
+    the device), 'postprocess_ms', 'total_ms').
     """
 
     def __init__(self, runner_for: Callable[[tuple[int, int]], Runner], *,

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from jointdistill_core.bags import codec
 from jointdistill_core.bags.evaluation import FrameOutputs, check_report_dir, evaluate_outputs
 from jointdistill_core.bags.layout import (
+    DEFAULT_FRAME_TIMEOUT_S,
     DEFAULT_SLOP_NS,
     IMAGE_TYPE,
     BagError,
@@ -146,7 +147,7 @@ class LockStep:
     def __init__(self, collector: OutputCollector, image_topic: str, timeout_s: float) -> None:
         self.collector, self.image_topic, self.timeout_s = collector, image_topic, timeout_s
         self.previous: int | None = None
-        self.answered = 0
+        self.waited = 0  # frames whose outputs were waited for
         self.timed_out = 0
 
     def __call__(self, message: RawMessage) -> None:
@@ -159,11 +160,9 @@ class LockStep:
         """Wait for the outputs of the last image published (after the last one: once)."""
         if self.previous is None:
             return
-        first = self.answered + self.timed_out == 0
-        timeout_s = max(self.timeout_s, FIRST_FRAME_TIMEOUT_S) if first else self.timeout_s
-        if self.collector.wait_answered(self.previous, timeout_s):
-            self.answered += 1
-        else:
+        timeout_s = self.timeout_s if self.waited else max(self.timeout_s, FIRST_FRAME_TIMEOUT_S)
+        self.waited += 1
+        if not self.collector.wait_answered(self.previous, timeout_s):
             self.timed_out += 1
         self.previous = None
 
@@ -230,7 +229,8 @@ def run_live_eval(bag: str | Path, model: str | Path, out: str | Path, num_class
                   topics: CameraTopics = CameraTopics(),
                   output_topics: OutputTopics = OutputTopics(), record: Path | None = None,
                   device: str = 'auto', params_file: Path | None = None,
-                  frame_timeout_s: float = 10.0, slop_ns: int = DEFAULT_SLOP_NS,
+                  frame_timeout_s: float = DEFAULT_FRAME_TIMEOUT_S,
+                  slop_ns: int = DEFAULT_SLOP_NS,
                   force: bool = False, progress: bool = True) -> dict[str, Any]:
     """Replay `bag` through a freshly started perception node and write the report into `out`.
 
@@ -239,6 +239,8 @@ def run_live_eval(bag: str | Path, model: str | Path, out: str | Path, num_class
     params_file: node parameters under the command's own (model, device, topics, transport).
     slop_ns: ground-truth matching tolerance (evaluation)."""
     bag, model, out = Path(bag), Path(model), check_report_dir(out, force)
+    if not model.exists() and not model.with_name(model.name + '.safetensors').exists():
+        raise BagError(f'model {model} does not exist')
     if params_file is not None:
         check_single_camera_params(Path(params_file))
     layout = camera_layout(bag, topics)

@@ -23,6 +23,8 @@ STORAGES = ('mcap', 'sqlite3')
 # theirs (docs/bags.md): RGB-D cameras stamp colour and depth separately, microseconds to
 # milliseconds apart, and 15 ms stays below half the frame period of a 30 Hz camera.
 DEFAULT_SLOP_NS = 15_000_000
+# Lock-step replay (bag eval): seconds to wait for the outputs of one frame before the next.
+DEFAULT_FRAME_TIMEOUT_S = 10.0
 
 
 class BagError(Exception):

@@ -97,7 +97,6 @@ def iter_raw(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[
                            '(truncated or damaged file?)') from error
 
 
-
 # The roles of a camera bag's topics and the message types each may carry.
 ROLE_TYPES: dict[str, tuple[str, ...]] = {
     'image': (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE),
@@ -106,6 +105,8 @@ ROLE_TYPES: dict[str, tuple[str, ...]] = {
     'camera_info': (CAMERA_INFO_TYPE,),
 }
 GROUND_TRUTH_ROLES = ('depth', 'labels', 'camera_info')
+# The CameraFrame field each role fills.
+_FRAME_FIELDS = {'image': 'image', 'depth': 'depth', 'labels': 'labels', 'camera_info': 'K'}
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,6 @@ class FrameStats:
     duplicate_image_stamps: int = 0
     undecodable_images: int = 0
     parts: dict[str, PartCounts] = field(default_factory=dict)
-    stamps: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {'images': self.images, 'duplicate_image_stamps': self.duplicate_image_stamps,
@@ -272,22 +272,21 @@ def iter_camera_frames(path: str | Path, topics: CameraTopics = CameraTopics(),
     plan = _plan(path, layout, stats, slop_ns)
     roles = {topic: role for role, (topic, _) in layout.topics.items()}
     counters = dict.fromkeys(roles, 0)
-    pending: dict[int, tuple[CameraFrame, set[str], list[bool]]] = {}
+    pending: dict[int, tuple[CameraFrame, set[str]]] = {}
     for message in iter_raw(path, roles):
         role, index = roles[message.topic], counters[message.topic]
         counters[message.topic] += 1
         stamp = plan.images.get(index) if role == 'image' else plan.parts[role].get(index)
         if stamp is None:
             continue
-        frame, remaining, usable = pending.setdefault(
-            stamp, (CameraFrame(stamp), set(plan.expected[stamp]), [True]))
+        frame, remaining = pending.setdefault(stamp, (CameraFrame(stamp),
+                                                      set(plan.expected[stamp])))
         try:
             value = _decode(role, codec.deserialize(message.data, message.msgtype),
                             message.topic)
         except ImageCodecError:
             if role == 'image':
                 stats.undecodable_images += 1
-                usable[0] = False
             else:
                 stats.parts[role].undecodable += 1
         else:
@@ -295,10 +294,6 @@ def iter_camera_frames(path: str | Path, topics: CameraTopics = CameraTopics(),
         remaining.discard(role)
         if not remaining:
             del pending[stamp]
-            if usable[0]:
+            if frame.image is not None:  # else its image was undecodable: the frame is lost
                 _check_sizes(frame, layout)
-                stats.stamps.append(stamp)
                 yield frame
-
-
-_FRAME_FIELDS = {'image': 'image', 'depth': 'depth', 'labels': 'labels', 'camera_info': 'K'}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jointdistill_core.bags.codec import COMPRESSIONS
 from jointdistill_core.bags.layout import (
+    DEFAULT_FRAME_TIMEOUT_S,
     DEFAULT_SLOP_NS,
     STORAGES,
     BagError,
@@ -26,11 +27,6 @@ from jointdistill_core.cli.arguments import (
     size_argument,
     topic_name,
 )
-
-# Lock-step replay: seconds to wait for the outputs of one frame (the first frame waits at
-# least FIRST_FRAME_TIMEOUT_S of jointdistill_ros.bag_eval: the node may build its network for
-# the camera's size then).
-DEFAULT_FRAME_TIMEOUT_S = 10.0
 
 
 def add_camera_topic_options(parser: argparse.ArgumentParser) -> None:
