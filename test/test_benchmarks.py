@@ -105,20 +105,25 @@ def test_training_cost_runs_every_method_through_the_trainer():
     assert sum(line.startswith('| jointdistill |') for line in table) == 1
 
 
+def in_own_process(module: str, call: str) -> dict:
+    """The JSON result of `module.call` run in its own process, as `make bench` runs it: Fast
+    DDS reads FASTDDS_DEFAULT_PROFILES_FILE once per process, so after another test has used
+    DDS here a benchmark's in-process probe would keep that test's transports and not the
+    shipped profile."""
+    code = f'import json; import {module} as bench; print(json.dumps(bench.{call}))'
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.ros
 @pytest.mark.slow
 def test_node_benchmark_measures_overhead_and_transport():
     from benchmarks.bench_node import OUTPUT_SETS, render_node_markdown
 
-    # Its own process, as `make bench` is: Fast DDS reads FASTDDS_DEFAULT_PROFILES_FILE once
-    # per process, so after another test has used DDS here the benchmark's in-process probe
-    # would keep that test's transports and not the shipped profile.
-    code = ('import json; from benchmarks.bench_node import benchmark_node; '
-            'print(json.dumps(benchmark_node(overhead_frames=1, transport_frames=6)))')
-    result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    node = json.loads(result.stdout.strip().splitlines()[-1])
+    node = in_own_process('benchmarks.bench_node',
+                          'benchmark_node(overhead_frames=1, transport_frames=6)')
     assert set(node['overhead']) == set(OUTPUT_SETS)
     for row in node['overhead'].values():
         assert row['frames'] == 1 and row['predictor_ms_median'] > 0
@@ -140,13 +145,8 @@ def test_node_benchmark_measures_overhead_and_transport():
 def test_cameras_benchmark_compares_one_node_with_one_node_per_camera():
     from benchmarks.bench_cameras import SETUPS, render_cameras_markdown
 
-    # Its own process, as `make bench` is (Fast DDS reads its profile once per process).
-    code = ('import json; from benchmarks.bench_cameras import benchmark_cameras; '
-            'print(json.dumps(benchmark_cameras(counts=(2,), seconds=2)))')
-    result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    cameras = json.loads(result.stdout.strip().splitlines()[-1])
+    cameras = in_own_process('benchmarks.bench_cameras',
+                             'benchmark_cameras(counts=(2,), seconds=2)')
     rows = cameras['counts']['2']
     assert list(rows) == list(SETUPS)
     assert (rows['one node']['processes'], rows['one node per camera']['processes']) == (1, 2)
