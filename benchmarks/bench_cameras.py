@@ -27,7 +27,6 @@ from tqdm import tqdm
 from benchmarks.bench_node import (
     CAMERA_SIZE,
     MODEL_INPUT,
-    START_TIMEOUT_S,
     _camera_image,
     _isolated_environment,
     _student_checkpoint,
@@ -36,6 +35,9 @@ from jointdistill_ros.image_codec import numpy_to_imgmsg
 from jointdistill_ros.node_process import NodeProcess, fastdds_profile_path, node_environment
 
 CAMERA_RATE_HZ = 30.0
+WARM_UP_RATE_HZ = 2.0
+# Node processes start in parallel; on a loaded 2-core machine four took two minutes.
+START_TIMEOUT_S = 300.0
 CAMERA_COUNTS = (1, 2, 4)
 SETUPS = ('one node', 'one node per camera')
 
@@ -64,10 +66,10 @@ class CameraRig:
             self.latencies.append((now - stamp) / 1e6)
         return on_message
 
-    def send_for(self, seconds: float, until=None) -> None:
-        """Send a frame on every camera each 1 / CAMERA_RATE_HZ s, for `seconds` or until
-        until() is true."""
-        period, deadline = 1.0 / CAMERA_RATE_HZ, time.monotonic() + seconds
+    def send_for(self, seconds: float, rate_hz: float = CAMERA_RATE_HZ, until=None) -> None:
+        """Send a frame on every camera each 1 / rate_hz s, for `seconds` or until until() is
+        true."""
+        period, deadline = 1.0 / rate_hz, time.monotonic() + seconds
         tick = time.monotonic()
         while time.monotonic() < deadline and not (until and until()):
             for camera in self.cameras.values():
@@ -76,6 +78,9 @@ class CameraRig:
             tick += period
             while time.monotonic() < tick:
                 rclpy.spin_once(self.node, timeout_sec=max(0.0, tick - time.monotonic()))
+
+    def connected(self) -> bool:
+        return all(camera.get_subscription_count() > 0 for camera in self.cameras.values())
 
     def close(self) -> None:
         self.node.destroy_node()
@@ -97,7 +102,12 @@ def measure(setup: str, count: int, checkpoint: Path, env: dict[str, str], devic
     nodes = _start(setup, names, checkpoint, env, device)
     rig = CameraRig(names)
     try:
-        rig.send_for(START_TIMEOUT_S, until=lambda: all(rig.outputs.values()))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not rig.connected() and time.monotonic() < deadline:  # no load while they start
+            rclpy.spin_once(rig.node, timeout_sec=0.1)
+        # A slow warm-up (each node builds its network for the camera size on the first frame).
+        rig.send_for(deadline - time.monotonic(), WARM_UP_RATE_HZ,
+                     until=lambda: all(rig.outputs.values()))
         if not all(rig.outputs.values()) or any(node.exited() for node in nodes):
             raise RuntimeError(f'{setup} with {count} cameras never answered every camera: '
                                + ' | '.join(node.log_tail() for node in nodes))
