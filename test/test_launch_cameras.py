@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import tempfile
 import unittest
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-# launch_helpers (the launch stack's test helpers) says the same; checked here first so that
-# this module also skips cleanly where those helpers are not installed.
-if any(find_spec(name) is None for name in ('launch_ros', 'launch_testing_ros', 'ros2launch')):
-    pytest.skip('launch_ros not installed: run tools/install_launch_stack.sh (docs/ros.md), or '
-                'test in a ROS 2 install', allow_module_level=True)
+from launch_helpers import LAUNCH_STACK_MISSING, SKIP_REASON
+
+if LAUNCH_STACK_MISSING:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
 
 import launch_testing
 import launch_testing.asserts
@@ -26,7 +24,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from jointdistill_core.inference import Predictor
+from jointdistill_ros.diagnostics import diagnostic_values, status_name
+from jointdistill_ros.image_codec import imgmsg_to_numpy
 from jointdistill_ros.perception_node import NODE_NAME
+from launch_helpers import launch_description_under_test
 from node_helpers import (
     LifecycleClient,
     TestNode,
@@ -48,8 +50,6 @@ CAMERAS = {
 @pytest.mark.launch_test
 @pytest.mark.ros
 def generate_test_description():
-    from launch_helpers import launch_description_under_test  # with the launch stack
-
     scratch = tempfile.TemporaryDirectory(prefix='launch_test_')  # removed with the test run
     checkpoint = save_tiny_student(Path(scratch.name) / 'student')
     arguments = {'namespace': NAMESPACE, 'cameras': ','.join(CAMERAS),
@@ -71,10 +71,6 @@ class TestTwoCameras(unittest.TestCase):
         cls.probe.close()
 
     def test_each_camera_is_served_under_its_namespace(self, checkpoint):
-        from jointdistill_core.inference import Predictor
-        from jointdistill_ros.diagnostics import diagnostic_values, status_name
-        from jointdistill_ros.image_codec import imgmsg_to_numpy
-
         self.assertEqual(get_parameters(self.probe, self.node_name, ['cameras']),
                          {'cameras': list(CAMERAS)})
         depth: dict[str, Image] = {}
