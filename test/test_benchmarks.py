@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from benchmarks import run
+from benchmarks import bench_batching, run
 from benchmarks.bench_models import load_network
 from benchmarks.bench_training import benchmark_training, render_training_markdown
 from conftest import REPO_ROOT
@@ -59,13 +59,28 @@ def test_network_benchmark_writes_json_and_markdown(tmp_path):
     # The network dominates a frame: every other step costs less than the Predictor.
     assert max(ms for name, ms in steps.items() if not name.startswith('Predictor')) < \
         min(ms for name, ms in steps.items() if name.startswith('Predictor'))
+    batching = results['batching']
+    assert list(batching['counts']) == ['1', '2', '4']
+    assert (batching['backend'], batching['precision'], batching['clock']) == \
+        ('onnxruntime', 'fp32', 'CPU time')
+    for count, row in batching['counts'].items():
+        assert row['batched_ms_per_frame'] == pytest.approx(row['batched_ms'] / int(count),
+                                                            abs=0.01)
+        assert 0 < row['speedup']['min'] <= row['speedup']['median'] <= row['speedup']['max']
     markdown = (tmp_path / 'benchmarks.md').read_text()
     assert '| 64x128 |' in markdown and 'No GPU figures' in markdown
+    assert '| 4 | ' in markdown.split('## Multi-camera batching in the Predictor')[1]
+    # The figures recorded on a GPU machine (docs/benchmarks_cuda_batching.json) are shown.
+    recorded = json.loads(run.CUDA_BATCHING.read_text())
+    assert f"### On {recorded['machine']['gpu']}" in markdown
 
 
 def test_bad_arguments_are_refused():
     with pytest.raises(SystemExit) as exit_info:
         run.main(['--rounds', '0'])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        bench_batching.main(['--rounds', '0'])
     assert exit_info.value.code == 2
     with pytest.raises(SystemExit):
         run.main(['--sizes', '256by512'])
