@@ -135,9 +135,8 @@ def measure_overhead(checkpoint: Path, frames: int, env: dict[str, str], device:
     """Per output set: median latency through the node, the Predictor alone, and the node's
     overhead (ms), over `frames` frames of one 480x640 image."""
     image = _camera_image()
-    # The network as the node runs it (backend auto), for the Predictor-only reference time.
-    predictor = Predictor.from_checkpoint(checkpoint, device=device,
-                                          backend=deployed_backend(device))
+    # The network as the node loads it (backend auto), for the Predictor-only reference time.
+    predictor = Predictor.from_path(checkpoint, device=device)
     message = numpy_to_imgmsg(image, 'rgb8')
     results = {}
     for name, outputs in OUTPUT_SETS.items():

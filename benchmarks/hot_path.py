@@ -4,9 +4,10 @@ what a 640x480 camera frame costs between the subscription and the publishers.
     .venv/bin/python -m benchmarks.hot_path [--repeats 30]
 
 CPU time of this process (not wall time), so the figures hold on a shared machine; with one
-thread it equals the time on an idle core. Steps: the Predictor (480x640 rgb8 -> 256x512
-model input -> depth and labels at 480x640) on each backend, the REP 117 depth image, the
-colourings, the overlay, and the point cloud at the shipped stride 2. Only public functions
+thread it equals the time on an idle core. Steps: decoding a raw rgb8 message and a JPEG
+CompressedImage (quality 90), the Predictor (480x640 rgb8 -> 256x512 model input -> depth and
+labels at 480x640) on each backend, the REP 117 depth image, the colourings, the overlay, and
+the point cloud at the shipped stride 2. Only public functions
 are timed, so the same script measures an older checkout for before/after comparisons.
 """
 from __future__ import annotations
@@ -21,19 +22,22 @@ import numpy as np
 import torch
 from std_msgs.msg import Header
 
+from jointdistill_core.bags.codec import encode_compressed_image
+from jointdistill_core.bags.compressed import compressed_to_rgb
 from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.data.synthetic import render_scene
 from jointdistill_core.geometry import backproject, default_intrinsics
 from jointdistill_core.inference import Predictor
 from jointdistill_core.models.factory import build_model
 from jointdistill_core.visualize import colorize_depth, colorize_labels, overlay_labels
+from jointdistill_ros.camera_stream import depth_for_publishing
 from jointdistill_ros.image_codec import numpy_to_imgmsg, to_rgb8
-from jointdistill_ros.perception_node import depth_for_publishing
 from jointdistill_ros.pointcloud import make_pointcloud2
 
 CAMERA = (480, 640)
 MODEL_INPUT = (256, 512)
 STRIDE = 2
+JPEG_DECODE_STEP = 'decode JPEG CompressedImage (quality 90)'
 
 
 def cpu_ms(function: Callable[[], object], repeats: int) -> float:
@@ -62,7 +66,10 @@ def _measure(repeats: int) -> dict[str, float]:
     student = build_model({'arch': 'student'}).eval()
     image = render_scene(7, *CAMERA).image
     message = numpy_to_imgmsg(image, 'rgb8')
-    steps: dict[str, float] = {'decode rgb8 message': cpu_ms(lambda: to_rgb8(message), repeats)}
+    compressed = encode_compressed_image(image, 'jpeg', 0)  # quality 90, as image_transport's
+    steps: dict[str, float] = {
+        'decode rgb8 message': cpu_ms(lambda: to_rgb8(message), repeats),
+        JPEG_DECODE_STEP: cpu_ms(lambda: compressed_to_rgb(compressed), repeats)}
     for label, options in (('torch', {}), ('torch channels_last', {'channels_last': True}),
                            ('onnxruntime', {'backend': 'onnxruntime', 'num_threads': 1})):
         predictor = Predictor.from_model(student, MODEL_INPUT, device='cpu', **options)

@@ -21,10 +21,12 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.common import machine_description  # noqa: E402
+from benchmarks.hot_path import JPEG_DECODE_STEP  # noqa: E402
 from jointdistill_core.cli.arguments import size_argument  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = [(256, 512), (480, 640)]
+CUDA_BATCHING = REPO_ROOT / 'docs' / 'benchmarks_cuda_batching.json'
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='frames per output set in the node overhead benchmark (default 30)')
     parser.add_argument('--transport-frames', type=int, default=150,
                         help='frames the 30 Hz camera sends per transport run (default 150)')
+    parser.add_argument('--camera-seconds', type=int, default=10,
+                        help='seconds per run of the many-cameras benchmark (default 10)')
     parser.add_argument('--hot-path-repeats', type=int, default=30,
                         help='timed calls per node step in the CPU-time table (default 30)')
     parser.add_argument('--skip-training', action='store_true',
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                         help='folder for benchmarks.json and benchmarks.md (default docs/)')
     args = parser.parse_args(argv)
     for name in ('rounds', 'hot_path_repeats', 'node_frames', 'transport_frames',
-                 'training_rounds'):
+                 'camera_seconds', 'training_rounds'):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
 
@@ -68,11 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.hot_path import measure as measure_hot_path
     results['hot_path_cpu_ms'] = {step: round(ms, 3)
                                   for step, ms in measure_hot_path(args.hot_path_repeats).items()}
+    results['jpeg_decode_ms'] = results['hot_path_cpu_ms'][JPEG_DECODE_STEP]
     if not args.skip_node:
         from benchmarks.bench_node import benchmark_node
         results['node'] = benchmark_node(device=args.device, overhead_frames=args.node_frames,
                                          transport_frames=args.transport_frames)
         results['node_overhead_ms'] = results['node']['overhead_ms']
+        from benchmarks.bench_cameras import benchmark_cameras
+        results['cameras'] = benchmark_cameras(device=args.device, seconds=args.camera_seconds)
+    from benchmarks.bench_batching import benchmark_batching
+    results['batching'] = benchmark_batching(device=args.device, rounds=args.rounds)
     if not args.skip_training:
         from benchmarks.bench_training import benchmark_training
         results['training'] = benchmark_training(rounds=args.training_rounds, device=args.device)
@@ -141,6 +150,8 @@ def render_markdown(results: dict) -> str:
         f"at end {results['load_average_1min_at_end']}. OpenMP wait policy (eager PyTorch): "
         f"{machine['omp_wait_policy']}.",
     ]
+    # A section re-measured later by itself says so here (the JSON's 'notes').
+    lines += [line for note in results.get('notes', []) for line in ('', note)]
     if results['device'] == 'cpu':
         lines += ['', 'No GPU figures: this run had no GPU. On a machine with one, the same '
                   'command (`--device cuda`, the default there) records them, fp16, with the GPU '
@@ -153,8 +164,11 @@ def render_markdown(results: dict) -> str:
                      f"{'yes' if target['holds'] else '**no**'} |")
     lines += _render_models(models)
     if 'node' in results:
+        from benchmarks.bench_cameras import render_cameras_markdown
         from benchmarks.bench_node import render_node_markdown
         lines += [''] + render_node_markdown(results['node'])
+        lines += [''] + render_cameras_markdown(results['cameras'])
+    lines += _render_batching(results)
     from benchmarks.hot_path import render_markdown as render_hot_path
     lines += [''] + render_hot_path(results['hot_path_cpu_ms'])
     if 'training' in results:
@@ -165,6 +179,23 @@ def render_markdown(results: dict) -> str:
         lines += [''] + render_precision_markdown(results['training_precision'])
     lines += ['', f"Whole run: {results['wall_s']} s.", '']
     return '\n'.join(lines)
+
+
+def _render_batching(results: dict) -> list[str]:
+    """This run's batching section, then the one recorded on a GPU machine (CUDA_BATCHING,
+    written by `python -m benchmarks.bench_batching --device cuda --json ...`) if present."""
+    from benchmarks.bench_batching import render_batching_markdown
+    lines = [''] + render_batching_markdown(results['batching']) if 'batching' in results \
+        else []
+    if CUDA_BATCHING.exists():
+        cuda = json.loads(CUDA_BATCHING.read_text())
+        machine = cuda['machine']
+        lines += ['', f"### On {machine['gpu']} (recorded separately, "
+                  f"`{CUDA_BATCHING.relative_to(REPO_ROOT)}`)", '',
+                  f"Machine: {machine['cpu']}, {machine['cpu_cores']} cores, torch "
+                  f"{machine['torch']}, GPU: {machine['gpu']}.", '']
+        lines += render_batching_markdown(cuda)[2:]
+    return lines
 
 
 def _render_models(models: dict) -> list[str]:

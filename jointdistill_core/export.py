@@ -151,27 +151,32 @@ def export_model(model: nn.Module, fmt: str, size: tuple[int, int], out: str | P
     return sidecar
 
 
-def serialize_model(model: nn.Module, fmt: str, size: tuple[int, int]
-                    ) -> tuple[bytes, list[str]]:
+def serialize_model(model: nn.Module, fmt: str, size: tuple[int, int],
+                    dynamic_batch: bool = False) -> tuple[bytes, list[str]]:
     """(file content, output names) of the BatchNorm-folded `model` exported in memory as
-    'onnx' or 'torchscript' at input (1, 3, H, W), size = (H, W). `model` is untouched."""
+    'onnx' or 'torchscript' at input (1, 3, H, W), size = (H, W). `model` is untouched.
+    dynamic_batch: an ONNX graph whose first dimension is any batch size N (the Predictor's
+    in-memory networks, which run several cameras' frames at once)."""
     fused = fuse_conv_bn(model).to('cpu').eval()
     names = output_names_of(fused, size)
     wrapper = _ExportWrapper(fused, names).eval()
     example = torch.rand(1, 3, *size)
     if fmt == 'onnx':
-        return _onnx_bytes(wrapper, example, names), names
+        return _onnx_bytes(wrapper, example, names, dynamic_batch), names
     return _torchscript_bytes(wrapper, example), names
 
 
-def _onnx_bytes(wrapper: nn.Module, example: torch.Tensor, names: list[str]) -> bytes:
+def _onnx_bytes(wrapper: nn.Module, example: torch.Tensor, names: list[str],
+                dynamic_batch: bool) -> bytes:
     buffer = io.BytesIO()
+    batch_axes = {name: {0: 'batch'} for name in ['image', *names]} if dynamic_batch else None
     # The TorchScript-based exporter (deprecated upstream): the dynamo one needs onnxscript,
     # which is not installed here.
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', DeprecationWarning)
         torch.onnx.export(wrapper, (example,), buffer, dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=['image'], output_names=names, do_constant_folding=True)
+                          input_names=['image'], output_names=names, do_constant_folding=True,
+                          dynamic_axes=batch_axes)
     return buffer.getvalue()
 
 

@@ -23,14 +23,18 @@ Backends: 'torch' (a checkpoint or an nn.Module; BatchNorm folded into the convo
 `torch.inference_mode`, fp16 autocast on CUDA, optional channels_last); 'onnxruntime' (a
 file written by `jointdistill export`, or a checkpoint/module exported to ONNX in memory at
 load); 'torchscript' (a file written by `jointdistill export`). Exported files carry a JSON
-sidecar with input size, class count, max depth and output names.
+sidecar with input size, class count, max depth and output names. `Predictor.from_path`
+picks the loader and backend for any model file.
+
+Several cameras: `predict_batch` runs the frames of several images in one forward pass per
+model input size (cameras of one aspect ratio share a batch); `predict` is its one-image case.
 """
 from __future__ import annotations
 
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,19 +44,25 @@ import torch
 from torch import nn
 
 from jointdistill_core.canonical import focal_length_px
-from jointdistill_core.checkpoint import load_checkpoint
+from jointdistill_core.checkpoint import load_checkpoint, read_checkpoint_config
 from jointdistill_core.device import DeviceUnavailableError, resolve_device
 from jointdistill_core.export import ExportSidecar, serialize_model
 from jointdistill_core.geometry import default_intrinsics, scale_intrinsics
 from jointdistill_core.models.blocks import fuse_conv_bn
+from jointdistill_core.models.factory import build_model
 
 PRECISIONS = ('auto', 'fp32', 'fp16')
 # Backends for networks given as a checkpoint or module: eager PyTorch, or the network
 # exported to ONNX in memory and run by onnxruntime (often faster on CPUs).
 MODEL_BACKENDS = ('torch', 'onnxruntime')
 
-# (1, 3, H, W) float32 in [0, 1] -> (depth (H, W) float32 metres | None,
-#                                     labels (H, W) uint8 | None), both at model resolution.
+# Checkpoint or exported file: the suffixes `Predictor.from_path` runs as exported files.
+EXPORTED_SUFFIXES = ('.onnx', '.pt', '.ts', '.torchscript')
+# What `from_path` accepts as backend: 'auto' = onnxruntime unless the network runs on CUDA.
+BACKENDS = ('auto', *MODEL_BACKENDS)
+
+# (N, 3, H, W) float32 in [0, 1] -> (depth (N, H, W) float32 metres | None,
+#                                     labels (N, H, W) uint8 | None), both at model resolution.
 Runner = Callable[[np.ndarray], tuple[np.ndarray | None, np.ndarray | None]]
 
 
@@ -88,9 +98,10 @@ def model_input_size(image_size: tuple[int, int], budget: tuple[int, int]) -> tu
 
 
 def _labels_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) logits -> (N, H, W) uint8 class ids (the first of tied maxima)."""
     # max(dim=1).indices, not argmax(dim=1): same first-maximum indices, but argmax over a
     # non-innermost dim of (1, 7, 256, 512) took 21 ms of CPU against 4 ms (torch 2.13).
-    return logits.max(dim=1).indices[0].to(torch.uint8)
+    return logits.max(dim=1).indices.to(torch.uint8)
 
 
 def _checked_threads(num_threads: int) -> int:
@@ -123,7 +134,7 @@ class _TorchRunner:
             x = x.contiguous(memory_format=self.memory_format)
             with torch.autocast(device_type='cuda', dtype=torch.float16, enabled=self.fp16):
                 out = self.model(x)
-            depth = out.depth[0, 0].float().cpu().numpy() if out.depth is not None else None
+            depth = out.depth[:, 0].float().cpu().numpy() if out.depth is not None else None
             labels = _labels_from_logits(out.seg_logits).cpu().numpy() \
                 if out.seg_logits is not None else None
         return depth, labels
@@ -133,7 +144,7 @@ def _split_exported(outputs: list, names: list[str]) -> tuple[np.ndarray | None,
     by_name = dict(zip(names, outputs))
     depth = by_name.get('depth')
     logits = by_name.get('seg_logits')
-    depth_map = np.asarray(depth, dtype=np.float32)[0, 0] if depth is not None else None
+    depth_map = np.asarray(depth, dtype=np.float32)[:, 0] if depth is not None else None
     labels = _labels_from_logits(torch.from_numpy(np.asarray(logits))).numpy() \
         if logits is not None else None
     return depth_map, labels
@@ -161,13 +172,21 @@ class _OnnxRunner:
         except Exception as error:  # onnxruntime's own exception types
             raise ValueError(f'{source}: not a loadable ONNX model ({error})'.split('\n')[0]
                              ) from error
-        self.input_name = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        # Files written by `jointdistill export` take one image (1, 3, H, W); networks exported
+        # in memory by the Predictor take any batch (a symbolic first dimension).
+        self.one_at_a_time = model_input.shape[0] == 1
         self.output_names = output_names
 
     def on_cuda(self) -> bool:
         return 'CUDAExecutionProvider' in self.session.get_providers()
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if self.one_at_a_time and len(batch) > 1:
+            depths, labels = zip(*(self(batch[index:index + 1]) for index in range(len(batch))))
+            return (None if depths[0] is None else np.concatenate(depths),
+                    None if labels[0] is None else np.concatenate(labels))
         return _split_exported(self.session.run(self.output_names, {self.input_name: batch}),
                                self.output_names)
 
@@ -192,14 +211,15 @@ class _TorchScriptRunner:
             depth, labels = None, None
             for name, tensor in zip(self.output_names, outputs):
                 if name == 'depth':
-                    depth = tensor[0, 0].float().cpu().numpy()
+                    depth = tensor[:, 0].float().cpu().numpy()
                 elif name == 'seg_logits':
                     labels = _labels_from_logits(tensor).cpu().numpy()
         return depth, labels
 
 
 class Predictor:
-    """Runs a network on single HxWx3 uint8 RGB images. Build with a `from_*` constructor.
+    """Runs a network on HxWx3 uint8 RGB images, one (`predict`) or several (`predict_batch`).
+    Build with a `from_*` constructor (`from_path` for any model file).
 
     Attributes: device (torch.device actually used), requested_device (as given),
     num_classes (None for a depth-only network), max_depth (metres, of the network's raw
@@ -208,8 +228,8 @@ class Predictor:
     for images of its aspect (the pixel budget for others, see the module docstring),
     follows_aspect (False for exported files), backend ('torch' | 'onnxruntime' |
     'torchscript'), precision ('fp32' | 'fp16'), and timings: milliseconds of the last
-    `predict` ('preprocess_ms', 'forward_ms' (incl. copies to and from the device),
-    'postprocess_ms', 'total_ms').
+    `predict` or `predict_batch` ('preprocess_ms', 'forward_ms' (incl. copies to and from
+    the device), 'postprocess_ms', 'total_ms').
     """
 
     def __init__(self, runner_for: Callable[[tuple[int, int]], Runner], *,
@@ -274,7 +294,8 @@ class Predictor:
                 raise ValueError('channels_last applies to the torch backend only')
 
             def onnx_runner(input_size: tuple[int, int]) -> Runner:
-                onnx_bytes, names = serialize_model(model, 'onnx', input_size)
+                onnx_bytes, names = serialize_model(model, 'onnx', input_size,
+                                                    dynamic_batch=True)
                 return _OnnxRunner(onnx_bytes, f'{type(model).__name__} (in-memory ONNX)',
                                    resolved, names, num_threads)
 
@@ -326,6 +347,38 @@ class Predictor:
                    num_classes=meta.num_classes, max_depth=meta.max_depth,
                    canonical_focal_px=meta.canonical_focal_px,
                    device=resolved, requested_device=device, backend=backend, precision='fp32')
+
+    @classmethod
+    def from_path(cls, path: str | Path, device: str = 'auto', backend: str = 'auto',
+                  input_size: tuple[int, int] | None = None, precision: str = 'auto',
+                  strict_device: bool = False, num_threads: int = 0) -> Predictor:
+        """From any model file: the one loader the node, `bag eval`, `evaluate`, the demo and
+        the benchmarks share.
+
+        An exported file (EXPORTED_SUFFIXES: .onnx, .pt, .ts, .torchscript, written by
+        `jointdistill export`) runs in its own runtime at its fixed input size, fp32; anything
+        else is a checkpoint (X, X.safetensors or X.json). backend (checkpoints only):
+        'torch', 'onnxruntime' or 'auto' (`resolve_backend`); eager PyTorch on the CPU runs in
+        channels_last (NHWC: 1.2x faster for the student, docs/performance.md; unmeasured on
+        GPUs, so left off there). input_size: model input (H, W) for a checkpoint (None = its
+        own). Raises DeviceUnavailableError (strict device) and ValueError (CheckpointError
+        among them) naming the file (missing, unreadable) or argument at fault.
+        """
+        path = Path(path)
+        if backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
+        if is_exported(path):
+            if input_size is not None:
+                raise ValueError(f'{path}: an exported file has a fixed input size '
+                                 '(its sidecar); export the checkpoint again at the size you '
+                                 'want')
+            return cls.from_exported(path, device=device, strict_device=strict_device,
+                                     num_threads=num_threads)
+        chosen = resolve_backend(device, backend)
+        return cls.from_checkpoint(path, device=device, input_size=input_size,
+                                   precision=precision, strict_device=strict_device,
+                                   backend=chosen, num_threads=num_threads,
+                                   channels_last=chosen == 'torch' and not _runs_on_cuda(device))
 
     # -- inference --------------------------------------------------------------------------
     def _runner(self, size: tuple[int, int]) -> Runner:
@@ -390,30 +443,91 @@ class Predictor:
         returns None for the task it lacks. Raises ValueError naming the shape or dtype of a
         bad image or K.
         """
+        return self.predict_batch([image], [K])[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray],
+                      Ks: Sequence[np.ndarray | None] | None = None) -> list[Prediction]:
+        """`predict` for several images (e.g. one per camera), in as few forward passes as
+        their model input sizes allow: images whose `input_size_for` agrees (cameras of one
+        aspect ratio) share one (N, 3, h, w) batch. Returns one Prediction per image, in order;
+        the outputs equal those of `predict` on each image. `timings` covers the whole call.
+        Ks: one K (or None) per image; None for all defaults."""
+        Ks = [None] * len(images) if Ks is None else list(Ks)
+        if len(Ks) != len(images):
+            raise ValueError(f'predict_batch: {len(images)} images but {len(Ks)} Ks')
         start = time.perf_counter()
-        batch = self.preprocess(image)
-        scale = self.metric_scale(image.shape[:2], K)
+        inputs = [self.preprocess(image) for image in images]
+        scales = [self.metric_scale(image.shape[:2], K) for image, K in zip(images, Ks)]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, batch in enumerate(inputs):
+            groups.setdefault(tuple(batch.shape[-2:]), []).append(index)
         forward_start = time.perf_counter()
-        depth, labels = self._runner(tuple(batch.shape[-2:]))(batch)
-        if depth is not None and scale != 1.0:
-            depth = depth * np.float32(scale)
+        raw: list[tuple[np.ndarray | None, np.ndarray | None]] = [(None, None)] * len(images)
+        for size, indices in groups.items():
+            stacked = inputs[indices[0]] if len(indices) == 1 else \
+                np.concatenate([inputs[index] for index in indices])
+            depth, labels = self._runner(size)(stacked)
+            for row, index in enumerate(indices):
+                raw[index] = (None if depth is None else depth[row],
+                              None if labels is None else labels[row])
         post_start = time.perf_counter()
-        out_size = (image.shape[1], image.shape[0])  # cv2 wants (width, height)
-        if depth is not None and depth.shape != image.shape[:2]:
-            depth = cv2.resize(depth, out_size, interpolation=cv2.INTER_LINEAR)
-        if labels is not None and labels.shape != image.shape[:2]:
-            labels = cv2.resize(labels, out_size, interpolation=cv2.INTER_NEAREST)
+        predictions = [_at_image_size(depth, labels, image.shape[:2], scale)
+                       for (depth, labels), image, scale in zip(raw, images, scales)]
         end = time.perf_counter()
         self.timings = {'preprocess_ms': (forward_start - start) * 1e3,
                         'forward_ms': (post_start - forward_start) * 1e3,
                         'postprocess_ms': (end - post_start) * 1e3,
                         'total_ms': (end - start) * 1e3}
-        return Prediction(depth, labels)
+        return predictions
 
     @property
     def last_forward_ms(self) -> float | None:
         """Milliseconds of the last network forward (None before the first predict)."""
         return self.timings.get('forward_ms')
+
+
+def is_exported(path: str | Path) -> bool:
+    """Whether `Predictor.from_path` runs `path` as an exported file (by its suffix)."""
+    return Path(path).suffix.lower() in EXPORTED_SUFFIXES
+
+
+def resolve_backend(device: str, backend: str = 'auto') -> str:
+    """The backend for a checkpoint: `backend` unless 'auto', which is onnxruntime (1.5-1.9x
+    faster than eager PyTorch for the student on CPUs, docs/performance.md) unless the network
+    will run on CUDA (device cuda[:N], or auto with CUDA present), where PyTorch runs it in
+    fp16."""
+    if backend != 'auto':
+        return backend
+    return 'torch' if _runs_on_cuda(device) else 'onnxruntime'
+
+
+def _runs_on_cuda(device: str) -> bool:
+    return device != 'cpu' and torch.cuda.is_available()
+
+
+def model_num_classes(path: str | Path) -> int | None:
+    """The segmentation class count of the model file at `path` (None: depth only), read
+    from its checkpoint config or export sidecar without loading the weights."""
+    if is_exported(path):
+        return ExportSidecar.read(path).num_classes
+    # The spec may leave num_classes to the architecture's default: build it (random weights).
+    model = build_model(read_checkpoint_config(path)['model'])
+    return getattr(model, 'num_classes', None)
+
+
+def _at_image_size(depth: np.ndarray | None, labels: np.ndarray | None,
+                   image_size: tuple[int, int], scale: float) -> Prediction:
+    """Model-resolution outputs -> a Prediction at image_size (H, W): depth times the metric
+    scale, resized bilinearly; labels resized with nearest neighbour."""
+    out_size = (image_size[1], image_size[0])  # cv2 wants (width, height)
+    if depth is not None:
+        if scale != 1.0:
+            depth = depth * np.float32(scale)
+        if depth.shape != image_size:
+            depth = cv2.resize(depth, out_size, interpolation=cv2.INTER_LINEAR)
+    if labels is not None and labels.shape != image_size:
+        labels = cv2.resize(labels, out_size, interpolation=cv2.INTER_NEAREST)
+    return Prediction(depth, labels)
 
 
 def _onnx_device(runner: _OnnxRunner, device: torch.device, strict_device: bool,

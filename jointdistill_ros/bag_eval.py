@@ -1,6 +1,12 @@
 """Live bag evaluation: start perception_node as its own process, replay a bag into it, collect
 its outputs and report metrics, latency and throughput (jointdistill_core.bags.evaluation).
 
+Replay is lock-step by default: each image is published once the node's outputs for the
+previous one arrived (or the frame timeout passed), so every frame is evaluated however slow
+the machine; `realtime` replays at the bag's timing (scaled by `rate`) and measures latency
+and drops under that load. A bag whose image topic carries CompressedImage starts the node
+with `transport: compressed`.
+
 Latency is measured in this process on one monotonic clock: the arrival time of a frame's
 last output minus the time taken just before its image was handed to `publish()`. Ground
 truth is read from the bag itself rather than from the replayed topics, so a frame lost by the
@@ -16,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
+import yaml
 from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import GetState
 from rclpy.executors import SingleThreadedExecutor
@@ -26,10 +33,16 @@ from tqdm import tqdm
 
 from jointdistill_core.bags import codec
 from jointdistill_core.bags.evaluation import FrameOutputs, check_report_dir, evaluate_outputs
-from jointdistill_core.bags.layout import IMAGE_TYPE, BagError, CameraTopics, OutputTopics
-from jointdistill_core.bags.reader import RawMessage, bag_topics, camera_topics_present
+from jointdistill_core.bags.layout import (
+    DEFAULT_FRAME_TIMEOUT_S,
+    DEFAULT_SLOP_NS,
+    IMAGE_TYPE,
+    BagError,
+    CameraTopics,
+    OutputTopics,
+)
+from jointdistill_core.bags.reader import CameraLayout, RawMessage, bag_topics, camera_layout
 from jointdistill_core.bags.writer import BagWriter, check_output_dir
-from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_ros.bag_player import BagPlayer
 from jointdistill_ros.node_process import (
     NODE_NAME,
@@ -44,6 +57,10 @@ CONNECT_TIMEOUT_S = 30.0
 # After the last image: wait for outstanding outputs this long past the last arrival.
 SETTLE_S = 3.0
 MAX_DRAIN_S = 60.0
+# Lock-step: the first frame may wait this long at least (the node builds its network for a
+# camera size it has not seen when that camera's first CameraInfo or image arrives).
+FIRST_FRAME_TIMEOUT_S = 60.0
+OUTPUT_KINDS = frozenset({'depth', 'labels'})
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50,
                         reliability=ReliabilityPolicy.RELIABLE)
 
@@ -55,22 +72,41 @@ def ensure_fastdds_profile() -> Path:
     return Path(os.environ['FASTDDS_DEFAULT_PROFILES_FILE'])
 
 
-def start_node(model: Path, device: str, topics: CameraTopics, outputs: OutputTopics,
-               log_path: Path, fastdds_profile: Path) -> NodeProcess:
-    """perception_node as a child process on sim time, configured and activated at start."""
+def start_node(model: Path, device: str, layout: CameraLayout, outputs: OutputTopics,
+               log_path: Path, fastdds_profile: Path, params_file: Path | None) -> NodeProcess:
+    """perception_node as a child process on sim time, configured and activated at start, its
+    input topics remapped to the bag's (with compressed transport for CompressedImage)."""
+    compressed = layout.compressed('image')
     parameters = {'model_path': str(model), 'device': device, 'use_sim_time': True,
-                  'autostart': True}
-    remappings = {'image': topics.image, 'camera_info': topics.camera_info,
+                  'autostart': True, 'transport': 'compressed' if compressed else 'raw'}
+    image = layout.topic('image')
+    remappings = {'image/compressed' if compressed else 'image': image,
                   'depth/image': outputs.depth, 'segmentation/labels': outputs.labels}
+    if layout.topic('camera_info'):
+        remappings['camera_info'] = layout.topic('camera_info')
     return NodeProcess(parameters, env=node_environment(fastdds_profile=fastdds_profile),
-                       remappings=remappings, log_path=log_path)
+                       remappings=remappings, log_path=log_path, params_file=params_file)
+
+
+def check_single_camera_params(path: Path) -> None:
+    """A node parameter file for bag eval: readable YAML without a `cameras` list (the command
+    replays one camera); BagError otherwise."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise BagError(f'--params-file {path}: cannot read it ({error})') from None
+    sections = document.values() if isinstance(document, dict) else []
+    if any(isinstance(section, dict) and 'cameras' in section.get('ros__parameters', {})
+           for section in sections):
+        raise BagError(f'--params-file {path} sets cameras: bag eval replays one camera into a '
+                       'single-camera node; leave cameras out')
 
 
 class OutputCollector:
     """Raw subscriptions to the node's outputs; records arrival times per stamp."""
 
     def __init__(self, node: Node, outputs: OutputTopics) -> None:
-        self.lock = threading.Lock()
+        self.arrived = threading.Condition()
         self.arrivals: dict[int, dict[str, tuple[bytes, float]]] = {}
         self.last_arrival = 0.0
         self.subscriptions = {
@@ -81,18 +117,54 @@ class OutputCollector:
         def on_message(raw: bytes) -> None:
             arrived = time.monotonic()
             stamp = codec.header_stamp_ns(raw)
-            with self.lock:
+            with self.arrived:
                 self.arrivals.setdefault(stamp, {})[kind] = (raw, arrived)
                 self.last_arrival = arrived
+                self.arrived.notify_all()
         return on_message
 
     def connected(self) -> bool:
         return all(s.get_publisher_count() > 0 for s in self.subscriptions.values())
 
+    def answered(self, stamp: int) -> bool:
+        """Whether every output of the frame `stamp` arrived (call with `arrived` held)."""
+        return set(self.arrivals.get(stamp, ())) >= OUTPUT_KINDS
+
+    def wait_answered(self, stamp: int, timeout_s: float) -> bool:
+        """Wait until every output of frame `stamp` arrived; False after timeout_s."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: self.answered(stamp), timeout_s)
+
     def complete(self, stamps: list[int]) -> bool:
-        with self.lock:
-            kinds = set().union(*(set(a) for a in self.arrivals.values()))
-            return bool(kinds) and all(set(self.arrivals.get(s, {})) >= kinds for s in stamps)
+        with self.arrived:
+            return all(self.answered(stamp) for stamp in stamps)
+
+
+class LockStep:
+    """The `pace` of lock-step replay: before each image, wait until the previous image's
+    outputs arrived or the frame timeout passed (counted in `timed_out`)."""
+
+    def __init__(self, collector: OutputCollector, image_topic: str, timeout_s: float) -> None:
+        self.collector, self.image_topic, self.timeout_s = collector, image_topic, timeout_s
+        self.previous: int | None = None
+        self.waited = 0  # frames whose outputs were waited for
+        self.timed_out = 0
+
+    def __call__(self, message: RawMessage) -> None:
+        if message.topic != self.image_topic:
+            return
+        self.finish()
+        self.previous = codec.header_stamp_ns(message.data)
+
+    def finish(self) -> None:
+        """Wait for the outputs of the last image published (after the last one: once)."""
+        if self.previous is None:
+            return
+        timeout_s = self.timeout_s if self.waited else max(self.timeout_s, FIRST_FRAME_TIMEOUT_S)
+        self.waited += 1
+        if not self.collector.wait_answered(self.previous, timeout_s):
+            self.timed_out += 1
+        self.previous = None
 
 
 def _wait(predicate, timeout_s: float, what: str, node_process: NodeProcess) -> None:
@@ -152,16 +224,26 @@ def _record(path: Path, collector: OutputCollector, published: dict[int, float],
             writer.write_raw(topic, IMAGE_TYPE, log_time, raw)
 
 
-def run_live_eval(bag: str | Path, model: str | Path, out: str | Path, rate: float = 1.0,
+def run_live_eval(bag: str | Path, model: str | Path, out: str | Path, num_classes: int,
+                  realtime: bool = False, rate: float = 1.0,
                   topics: CameraTopics = CameraTopics(),
                   output_topics: OutputTopics = OutputTopics(), record: Path | None = None,
-                  device: str = 'cpu', num_classes: int = DEFAULT_NUM_CLASSES, force: bool = False,
-                  progress: bool = True) -> dict[str, Any]:
-    """Replay `bag` through a freshly started perception node and write the report into `out`."""
+                  device: str = 'auto', params_file: Path | None = None,
+                  frame_timeout_s: float = DEFAULT_FRAME_TIMEOUT_S,
+                  slop_ns: int = DEFAULT_SLOP_NS,
+                  force: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Replay `bag` through a freshly started perception node and write the report into `out`.
+
+    num_classes: the model's class count. realtime: replay at the bag's timing times `rate`
+    instead of lock-step (each image after the previous one's outputs, or frame_timeout_s).
+    params_file: node parameters under the command's own (model, device, topics, transport).
+    slop_ns: ground-truth matching tolerance (evaluation)."""
     bag, model, out = Path(bag), Path(model), check_report_dir(out, force)
-    if not model.exists():
+    if not model.exists() and not model.with_name(model.name + '.safetensors').exists():
         raise BagError(f'model {model} does not exist')
-    present = camera_topics_present(bag, topics)
+    if params_file is not None:
+        check_single_camera_params(Path(params_file))
+    layout = camera_layout(bag, topics)
     if record is not None:
         check_output_dir(Path(record), force)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,28 +255,34 @@ def run_live_eval(bag: str | Path, model: str | Path, out: str | Path, rate: flo
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    node_process = start_node(model, device, topics, output_topics, out / 'node.log', profile)
+    node_process = start_node(model, device, layout, output_topics, out / 'node.log', profile,
+                              params_file)
+    image_topic = layout.topic('image')
     published: dict[int, float] = {}
     try:
-        play_topics = [t for t in (topics.image, topics.camera_info) if t in present]
+        play_topics = [layout.topic(role) for role in ('image', 'camera_info')
+                       if layout.topic(role)]
         player = BagPlayer(node, bag, play_topics, rate, publish_clock=True)
         collector = OutputCollector(node, output_topics)
+        lock_step = None if realtime else LockStep(collector, image_topic, frame_timeout_s)
         _log(progress, f'starting perception node (log: {node_process.log_path})')
         _wait(_node_state_checker(node), NODE_START_TIMEOUT_S, 'the node to become active',
               node_process)
-        _wait(lambda: player.subscriber_count(topics.image) > 0 and collector.connected(),
-              CONNECT_TIMEOUT_S, f'the node to connect to {topics.image} and its outputs',
+        _wait(lambda: player.subscriber_count(image_topic) > 0 and collector.connected(),
+              CONNECT_TIMEOUT_S, f'the node to connect to {image_topic} and its outputs',
               node_process)
 
-        bar = tqdm(total=bag_topics(bag)[topics.image][1], desc='replay', unit='frame',
+        bar = tqdm(total=bag_topics(bag)[image_topic][1], desc='replay', unit='frame',
                    disable=not progress)
 
         def on_published(message: RawMessage, published_at: float) -> None:
-            if message.topic == topics.image:
+            if message.topic == image_topic:
                 published[codec.header_stamp_ns(message.data)] = published_at
                 bar.update()
-        _log(progress, f'replaying {bag} at rate {rate:g}')
-        stats = player.play(on_published)
+        _log(progress, f'replaying {bag} ' + (f'at rate {rate:g}' if realtime else 'in lock-step'))
+        stats = player.play(on_published, pace=lock_step)
+        if lock_step is not None:
+            lock_step.finish()
         bar.close()
         _drain(collector, list(published), node_process)
     finally:
@@ -205,12 +293,16 @@ def run_live_eval(bag: str | Path, model: str | Path, out: str | Path, rate: flo
         spinner.join(timeout=5)
     if record is not None:
         _record(Path(record), collector, published, output_topics)
-    run_info = {'mode': 'live', 'model': str(model), 'rate': rate, 'device': device,
+    run_info = {'mode': 'live', 'model': str(model), 'device': device,
+                'replay': 'realtime' if realtime else 'lock-step',
+                'rate': rate if realtime else None,
+                'frame_timeout_s': None if realtime else frame_timeout_s,
+                'frames_timed_out': None if realtime else lock_step.timed_out,
                 'replay_wall_s': round(stats.wall_s, 3),
+                'params_file': str(params_file) if params_file is not None else None,
                 'record': str(record) if record is not None else None}
-    report = evaluate_outputs(bag, _frame_outputs(collector, published), out, topics,
-                              output_topics, num_classes, run_info)
-    return report
+    return evaluate_outputs(bag, _frame_outputs(collector, published), out, num_classes, topics,
+                            output_topics, run_info, slop_ns)
 
 
 def _drain(collector: OutputCollector, stamps: list[int], node_process: NodeProcess) -> None:

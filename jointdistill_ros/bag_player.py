@@ -1,8 +1,10 @@
 """Replay a rosbag2 bag in rclpy without rosbag2_py: raw CDR bytes, original stamps and timing.
 
 The bytes read by rosbags are published unchanged (`Publisher.publish(bytes)`), so headers
-keep their recorded stamps. Message i is sent at wall time t0 + (log_i - log_0) / rate, and
-/clock (rosgraph_msgs/Clock) carries the bag time for nodes running with use_sim_time.
+keep their recorded stamps; the type of each topic comes from the bag (Image, CompressedImage,
+CameraInfo, ...). Message i is sent at wall time t0 + (log_i - log_0) / rate, or, in lock-step
+replay, whenever the caller's `pace` lets it; /clock (rosgraph_msgs/Clock) carries the bag
+time for nodes running with use_sim_time.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
 
 # Called after each publish with (message, wall time.monotonic() taken just before publish).
 PublishedCallback = Callable[[RawMessage, float], None]
+# Lock-step replay: called before each message, returns when it may be published.
+Pace = Callable[[RawMessage], None]
 
 
 def message_class(msgtype: str) -> type:
@@ -78,14 +82,16 @@ class BagPlayer:
         self.clock_publisher.publish(clock)
 
     def _play_once(self, stats: PlayStats, on_published: PublishedCallback | None,
-                   stop: threading.Event) -> None:
+                   stop: threading.Event, pace: Pace | None) -> None:
         first_log_ns = last_clock_ns = None
         loop_start = time.monotonic()
         for message in iter_raw(self.bag, self.topics):
             if first_log_ns is None:
                 first_log_ns = message.log_time_ns
+            if pace is not None:
+                pace(message)
             due = loop_start + (message.log_time_ns - first_log_ns) / 1e9 / self.rate
-            if stop.wait(max(0.0, due - time.monotonic())):
+            if stop.wait(0.0 if pace else max(0.0, due - time.monotonic())):
                 return
             if self.clock_publisher is not None and message.log_time_ns != last_clock_ns:
                 self._publish_clock(message.log_time_ns)
@@ -97,13 +103,14 @@ class BagPlayer:
                 on_published(message, published_at)
 
     def play(self, on_published: PublishedCallback | None = None,
-             stop: threading.Event | None = None) -> PlayStats:
-        """Publish every message at its scaled bag time; repeat while `loop` until `stop`."""
+             stop: threading.Event | None = None, pace: Pace | None = None) -> PlayStats:
+        """Publish every message at its scaled bag time, or, with `pace`, as soon as
+        pace(message) returns (lock-step); repeat while `loop` until `stop`."""
         stop = stop or threading.Event()
         stats = PlayStats()
         started = time.monotonic()
         while not stop.is_set():
-            self._play_once(stats, on_published, stop)
+            self._play_once(stats, on_published, stop, pace)
             stats.loops += 1
             if not self.loop:
                 break

@@ -11,7 +11,13 @@ from pathlib import Path
 from jointdistill_core import cli as core_cli
 from jointdistill_core.bags.layout import BagError
 from jointdistill_core.cli import CliError, subcommands
-from jointdistill_core.cli.arguments import positive_float, positive_int, size_argument, topic_name
+from jointdistill_core.cli.arguments import (
+    device_name,
+    positive_float,
+    positive_int,
+    size_argument,
+    topic_name,
+)
 
 DEMO_DESCRIPTION = (
     'Makes a synthetic bag (or reuses a matching one), starts the perception node with the '
@@ -72,7 +78,8 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--rate', type=positive_float, default=15.0, help='camera rate in Hz')
     parser.add_argument('--model', type=Path, default=None,
                         help='checkpoint for the node (default: the shipped student)')
-    parser.add_argument('--device', default='cpu', help="the node's device: cpu, cuda or auto")
+    parser.add_argument('--device', default='auto', type=device_name,
+                        help="the node's device: auto, cpu or cuda (default: auto)")
     parser.set_defaults(handler=_demo)
 
 

@@ -1,12 +1,16 @@
-"""Frame accounting for the perception node and its `/diagnostics` message.
+"""Frame accounting for the perception node, its `/diagnostics` message and its rate-limited
+warnings about bad input.
 
-`FrameStats` is thread-safe: the subscription callback counts received and dropped frames
-while the inference worker records processed and rejected ones. Counters are cumulative
-since the node was configured; timing statistics cover the window since the last report.
+`FrameStats` (one per camera) is thread-safe: the subscription callbacks count received,
+dropped and rejected frames while the inference worker records processed ones. Counters are
+cumulative since the node was configured; timing statistics cover the window since the last
+report.
 """
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,14 +99,19 @@ class FrameStats:
 STATUS_NAME = 'jointdistill_perception: inference'
 
 
-def build_diagnostic_array(report: StatsReport, stamp, node_name: str, device: str,
-                           state: str) -> DiagnosticArray:
-    """One DiagnosticStatus for `/diagnostics`.
+def status_name(camera: str = '') -> str:
+    """The DiagnosticStatus name of a camera ('' = the node's single camera)."""
+    return f'{STATUS_NAME} ({camera})' if camera else STATUS_NAME
+
+
+def diagnostic_status(report: StatsReport, node_name: str, device: str, state: str,
+                      camera: str = '', image_topic: str = '') -> DiagnosticStatus:
+    """One camera's DiagnosticStatus (named `status_name(camera)`).
 
     Level OK while active and producing frames; WARN while active with no frame in the window
     or with malformed messages rejected in the window; OK (message says so) when not active.
     """
-    status = DiagnosticStatus(name=STATUS_NAME, hardware_id=device or 'none')
+    status = DiagnosticStatus(name=status_name(camera), hardware_id=device or 'none')
     if state != 'active':
         status.level, status.message = DiagnosticStatus.OK, f'{state}: not processing'
     elif report.window_frames == 0:
@@ -114,6 +123,8 @@ def build_diagnostic_array(report: StatsReport, stamp, node_name: str, device: s
         status.level, status.message = DiagnosticStatus.OK, 'active'
     values = {
         'node': node_name,
+        'camera': camera,
+        'image_topic': image_topic,
         'state': state,
         'device': device or 'none',
         'rate_hz': f'{report.rate_hz:.2f}',
@@ -127,7 +138,12 @@ def build_diagnostic_array(report: StatsReport, stamp, node_name: str, device: s
         'camera_info_rejected': str(report.camera_info_rejected),
     }
     status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
-    return DiagnosticArray(header=Header(stamp=stamp), status=[status])
+    return status
+
+
+def build_diagnostic_array(statuses: list[DiagnosticStatus], stamp) -> DiagnosticArray:
+    """The `/diagnostics` message of the node: one status per camera."""
+    return DiagnosticArray(header=Header(stamp=stamp), status=statuses)
 
 
 def diagnostic_values(array: DiagnosticArray, name: str = STATUS_NAME) -> dict[str, str] | None:
@@ -136,3 +152,30 @@ def diagnostic_values(array: DiagnosticArray, name: str = STATUS_NAME) -> dict[s
         if status.name == name:
             return {pair.key: pair.value for pair in status.values}
     return None
+
+
+class InputFaultLog:
+    """Rate-limited warnings about bad input, throttled per kind of fault (e.g. 'image: step',
+    'camera_info: K') so one flood of one kind never hides another kind. Thread-safe."""
+
+    def __init__(self, warn: Callable[[str], None], period_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._warn, self._period_s, self._clock = warn, period_s, clock
+        self._lock = threading.Lock()
+        self._last_logged: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def report(self, kind: str, message: str) -> bool:
+        """Log `message` unless `kind` was logged less than period_s ago; True when logged."""
+        with self._lock:
+            now = self._clock()
+            last = self._last_logged.get(kind)
+            if last is not None and now - last < self._period_s:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return False
+            self._last_logged[kind] = now
+            suppressed = self._suppressed.pop(kind, 0)
+        if suppressed:
+            message += f' ({suppressed} more of this kind in the last {self._period_s:g} s)'
+        self._warn(message)
+        return True

@@ -9,7 +9,9 @@ slower at 640x480 because rclpy then converts element by element.
 Array conventions: colour images are (H, W, C) uint8 in the channel order of the encoding
 name; single-channel encodings are (H, W). ``yuv422`` (UYVY, the ROS name) and
 ``yuv422_yuy2`` (YUYV) decode to (H, W, 3) RGB uint8 with the BT.601 limited-range
-conversion OpenCV uses and are encoded from (H, W, 3) RGB uint8.
+conversion OpenCV uses and are encoded from (H, W, 3) RGB uint8. CompressedImage
+(JPEG, PNG) decoding is ROS-free and lives in jointdistill_core.bags.compressed
+(`compressed_to_rgb`, re-exported here).
 
 Every unsupported or inconsistent input raises :class:`ImageCodecError`, whose `field`
 attribute (and message) names the field at fault (``encoding``, ``height``, ``width``,
@@ -22,20 +24,14 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from jointdistill_core.bags.compressed import compressed_to_rgb
+from jointdistill_core.bags.layout import ImageCodecError
 
-class ImageCodecError(ValueError):
-    """A message or array that cannot be converted.
-
-    `field` is the field at fault (encoding, height, width, step, data, format or array); the
-    message, which starts with it, says what is wrong.
-    """
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+__all__ = ['ImageCodecError', 'SUPPORTED_ENCODINGS', 'check_colour_image', 'compressed_to_rgb',
+           'imgmsg_to_numpy', 'numpy_to_imgmsg', 'to_rgb8']
 
 
 @dataclass(frozen=True)
@@ -202,29 +198,3 @@ def to_rgb8(msg: Image) -> np.ndarray:
     if msg.encoding == 'mono16':
         array = (array >> 8).astype(np.uint8)
     return cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_GRAY2RGB)
-
-
-_COMPRESSED_FORMATS = ('jpeg', 'jpg', 'png')
-
-
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """Decode a jpeg or png sensor_msgs/CompressedImage to (H, W, 3) uint8 RGB.
-
-    ``format`` may be image_transport's long form ("bgr8; jpeg compressed bgr8",
-    "rgb8; png compressed bgr8") or just "jpeg" / "png". compressedDepth is rejected.
-    Grey images are expanded to three equal channels; 16-bit png is reduced to 8 bits.
-    """
-    fmt = msg.format.lower()
-    if 'compresseddepth' in fmt or not any(name in fmt for name in _COMPRESSED_FORMATS):
-        raise ImageCodecError(
-            'format', f"format '{msg.format}' is not supported; expected jpeg or png "
-            "(e.g. 'jpeg', 'bgr8; jpeg compressed bgr8')")
-    if len(msg.data) == 0:
-        raise ImageCodecError(
-            'data', 'data is empty: no compressed image')
-    bgr = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageCodecError(
-            'data', f'data ({len(msg.data)} bytes) is not a decodable image for format '
-            f"'{msg.format}'")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

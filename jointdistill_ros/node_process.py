@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jointdistill_core.shipped import SOURCE_ROOT, shipped_file
 from jointdistill_ros.perception_node import NODE_NAME
-from jointdistill_ros.share import SOURCE_ROOT, shipped_file
 
 PROFILE_NAME = 'fastdds_large_images.xml'
 
@@ -30,6 +30,8 @@ def ros_parameter_arguments(parameters: dict[str, Any]) -> list[str]:
             text = 'true' if value else 'false'
         elif isinstance(value, str):
             text = value if value else "''"
+        elif isinstance(value, (list, tuple)):
+            text = '[' + ', '.join(str(item) for item in value) + ']'
         else:
             text = repr(value)
         arguments += ['-p', f'{name}:={text}']
@@ -51,15 +53,19 @@ def node_environment(base: dict[str, str] | None = None,
 class NodeProcess:
     """perception_node in a child process; its output goes to a log file (`log()`).
 
-    parameters: ROS parameters of the node; remappings: {'image': '/camera/image_raw', ...};
-    env: environment (see `node_environment`); namespace: optional node namespace.
+    parameters: ROS parameters of the node (they override params_file, a ROS parameter YAML);
+    remappings: {'image': '/camera/image_raw', ...}; env: environment (see
+    `node_environment`); namespace: optional node namespace.
     """
 
     def __init__(self, parameters: dict[str, Any], env: dict[str, str] | None = None,
                  remappings: dict[str, str] | None = None, namespace: str = '',
-                 log_path: Path | None = None, extra_arguments: list[str] | None = None) -> None:
+                 log_path: Path | None = None, extra_arguments: list[str] | None = None,
+                 params_file: Path | None = None) -> None:
         self.node_name = '/' + '/'.join(filter(None, [namespace.strip('/'), NODE_NAME]))
         arguments = [sys.executable, '-m', 'jointdistill_ros.perception_node', '--ros-args']
+        if params_file is not None:
+            arguments += ['--params-file', str(params_file)]
         arguments += ros_parameter_arguments(parameters)
         if namespace:
             arguments += ['-r', f'__ns:={namespace}']
@@ -96,6 +102,15 @@ class NodeProcess:
         except OSError:
             return None
         return None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system, all threads) the node process used so far, seconds; None
+        once exited."""
+        try:
+            fields = Path(f'/proc/{self.pid}/stat').read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
     def stop(self, timeout_s: float = 20.0) -> int:
         """SIGINT, then SIGKILL after `timeout_s`; returns the exit code."""

@@ -2,6 +2,11 @@ r"""Launch perception_node (a lifecycle node that configures and activates itsel
 
     ros2 launch jointdistill_ros jointdistill.launch.py \
         image_topic:=/camera/color/image_raw camera_info_topic:=/camera/color/camera_info rviz:=true
+    ros2 launch jointdistill_ros jointdistill.launch.py cameras:=front,rear transport:=compressed
+
+With `cameras` one node serves several cameras through one network (their topics default to
+<name>/image and <name>/camera_info, outputs under <name>/; a params file such as
+config/cameras.yaml names other topics).
 
 Every process started here gets FASTDDS_DEFAULT_PROFILES_FILE = the shipped Fast DDS profile
 (32 MiB shared-memory segment); start the camera driver with the same variable so large
@@ -41,10 +46,14 @@ def _perception_node(context):
         'autostart': True,
         'use_sim_time': LaunchConfiguration('use_sim_time').perform(context).lower() == 'true',
     }
-    for name in ('model_path', 'device'):
+    for name in ('model_path', 'device', 'transport'):
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
+    cameras = [name.strip() for name in LaunchConfiguration('cameras').perform(context).split(',')
+               if name.strip()]
+    if cameras:
+        overrides['cameras'] = cameras
     respawn = LaunchConfiguration('respawn').perform(context).lower() == 'true'
     return [LifecycleNode(
         package=PACKAGE,
@@ -85,6 +94,15 @@ def generate_launch_description():
         DeclareLaunchArgument('device', default_value='',
                               description='Inference device: auto, cpu or cuda; empty = the '
                                           'value in params_file (default: auto).'),
+        DeclareLaunchArgument('transport', default_value='',
+                              description='Image transport: raw or compressed (subscribes to '
+                                          '<image>/compressed); empty = the value in '
+                                          'params_file (default: raw).'),
+        DeclareLaunchArgument('cameras', default_value='',
+                              description='Comma-separated camera names for one node serving '
+                                          'several cameras (e.g. front,rear); empty = the '
+                                          'value in params_file (default: one camera on '
+                                          'image_topic).'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='Use /clock (bag replay with --clock).'),
         DeclareLaunchArgument('respawn', default_value='true',

@@ -1,5 +1,7 @@
 """Camera bags: `jointdistill bag make|from-dataset|info`, read back with rosbags, decoded by
-rclpy, and the error paths of the ROS-free reader (missing topic, truncated file, GT size)."""
+rclpy, and the error paths of the ROS-free reader (missing topic, truncated file, GT size).
+Bags as robots record them (bag_fixtures): compressed images, RGB-D depth stamped apart from
+the colour, `ros2 bag record` recordings, ROS 1 bags converted by rosbags-convert."""
 from __future__ import annotations
 
 import json
@@ -13,9 +15,21 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import CameraInfo, Image
 
+from bag_fixtures import (
+    MAX_16UC1_DEPTH_M,
+    compressed_depth_png,
+    write_recorded_rgbd_bag,
+    write_ros1_converted_bag,
+)
 from jointdistill_core.bags import codec
-from jointdistill_core.bags.layout import BagError
-from jointdistill_core.bags.reader import iter_camera_frames
+from jointdistill_core.bags.layout import TYPESTORE, BagError
+from jointdistill_core.bags.reader import (
+    FrameStats,
+    PartCounts,
+    bag_topics,
+    iter_camera_frames,
+    match_nearest,
+)
 from jointdistill_core.bags.writer import BagWriter
 from jointdistill_core.cli import main
 from jointdistill_core.data.synthetic import render_scene
@@ -207,3 +221,129 @@ def test_interrupted_write_leaves_nothing(tmp_path):
             raise RuntimeError('interrupted')
     assert not bag.exists() and list(tmp_path.iterdir()) == []
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+# ------------------------------------------------------------ bags as robots record them
+@pytest.mark.parametrize('compression', ['jpeg', 'png'])
+def test_make_compressed_writes_what_image_transport_publishes(tmp_path, compression):
+    from sensor_msgs.msg import CompressedImage
+    bag = tmp_path / f'bag_{compression}'
+    assert main(['bag', 'make', '--out', str(bag), '--frames', '2', '--size',
+                 f'{HEIGHT}x{WIDTH}', '--seed', str(SEED), '--compressed', compression]) == 0
+    topics = {name: msgtype for name, (msgtype, _) in bag_topics(bag).items()}
+    assert topics == {'/camera/image_raw/compressed': 'sensor_msgs/msg/CompressedImage',
+                      '/camera/camera_info': 'sensor_msgs/msg/CameraInfo',
+                      '/camera/depth_gt': 'sensor_msgs/msg/Image',
+                      '/camera/labels_gt': 'sensor_msgs/msg/Image'}
+    with Reader(bag) as reader:
+        connection = next(c for c in reader.connections if c.topic.endswith('/compressed'))
+        raw = next(raw for _, _, raw in reader.messages(connections=[connection]))
+    msg = deserialize_message(bytes(raw), CompressedImage)  # rclpy reads it
+    assert msg.format == f'rgb8; {compression} compressed bgr8'
+    # The reader finds the image on /camera/image_raw/compressed (the default --image-topic
+    # names the base topic, as image_transport does).
+    frames = list(iter_camera_frames(bag))
+    scene = render_scene(SEED, HEIGHT, WIDTH)
+    error = np.abs(frames[0].image.astype(int) - scene.image)
+    if compression == 'png':
+        assert error.max() == 0
+    else:
+        assert 0 < error.mean() < 12  # lossy, same picture
+    np.testing.assert_array_equal(frames[0].labels, scene.labels)
+
+
+def test_match_nearest_takes_the_nearest_image_once_within_the_slop():
+    images = np.array([100, 200, 300, 400], np.int64)
+    # 103 -> 100; 196 and 201 -> 200, the nearer (201) wins; 252 -> 300 (48 away); 350, as
+    # far from 300 as from 400, goes to 300 where 252 is nearer; 470 is 70 from 400: too far.
+    stamps = [103, 196, 201, 252, 350, 470]
+    assert match_nearest(images, stamps, slop_ns=50) == {0: 100, 2: 200, 3: 300}
+    assert match_nearest(images, stamps, slop_ns=2) == {2: 200}  # only 201 is that near
+    assert match_nearest(images, stamps, slop_ns=70) == {0: 100, 2: 200, 3: 300, 5: 400}
+    assert match_nearest(images, [350], slop_ns=50) == {0: 300}  # equally near: the earlier
+    assert match_nearest(images, [204, 196], slop_ns=10) == {0: 200}  # equally near: the first
+    assert match_nearest(np.array([], np.int64), stamps, slop_ns=50) == {}
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_rgbd_recording_of_ros2_bag_record_reads_with_depth_7_us_after_colour(tmp_path, storage):
+    recording = write_recorded_rgbd_bag(tmp_path / 'rgbd', storage, depth_offset_ns=7_000)
+    metadata = yaml.safe_load((recording.path / 'metadata.yaml').read_text())
+    info = metadata['rosbag2_bagfile_information']
+    assert (info['version'], info['storage_identifier']) == (9, storage)
+    for entry in info['topics_with_message_count']:
+        meta = entry['topic_metadata']
+        assert meta['serialization_format'] == 'cdr'
+        # The shape `ros2 bag record` writes (rosbag2's own test bags, Jazzy and later).
+        (qos,) = meta['offered_qos_profiles']
+        assert qos['history'] == 'unknown' and qos['reliability'] == 'best_effort'
+        assert qos['deadline'] == {'sec': 9223372036, 'nsec': 854775807}
+    stats = FrameStats()
+    frames = list(iter_camera_frames(recording.path, recording.topics, stats))
+    assert [f.stamp_ns for f in frames] == recording.image_stamps
+    assert stats.parts['depth'] == PartCounts(matched=4)
+    assert stats.parts['camera_info'] == PartCounts(matched=4)
+    for frame, scene in zip(frames, recording.scenes):
+        valid = (scene.depth > 0) & (scene.depth < MAX_16UC1_DEPTH_M)
+        np.testing.assert_allclose(frame.depth[valid], scene.depth[valid], atol=6e-4)  # 0.5 mm+
+        assert np.isnan(frame.depth[~valid]).all()
+        np.testing.assert_allclose(frame.K, scene.K, rtol=1e-6)
+        assert np.abs(frame.image.astype(int) - scene.image).mean() < 12  # JPEG colour
+    # A tolerance below the offset: the depth images match nothing, and are counted.
+    stats = FrameStats()
+    frames = list(iter_camera_frames(recording.path, recording.topics, stats, slop_ns=5_000))
+    assert len(frames) == 4 and all(f.depth is None for f in frames)
+    assert stats.parts['depth'] == PartCounts(matched=0, unmatched=4)
+
+
+def test_compressed_depth_recording_reads_as_metres(tmp_path):
+    recording = write_recorded_rgbd_bag(tmp_path / 'rgbd', colour='png',
+                                        depth_encoding='compressedDepth')
+    frames = list(iter_camera_frames(recording.path, recording.topics))
+    for frame, scene in zip(frames, recording.scenes):
+        np.testing.assert_array_equal(frame.image, scene.image)  # PNG: lossless
+        valid = (scene.depth > 0) & (scene.depth < MAX_16UC1_DEPTH_M)
+        np.testing.assert_allclose(frame.depth[valid], scene.depth[valid], atol=6e-4)
+        assert np.isnan(frame.depth[~valid]).all()
+
+
+def test_ros1_bag_converted_by_rosbags_convert(tmp_path, capsys):
+    recording = write_ros1_converted_bag(tmp_path / 'converted', tmp_path)
+    info = yaml.safe_load((recording.path / 'metadata.yaml').read_text())
+    info = info['rosbag2_bagfile_information']
+    assert info['version'] == 8 and info['storage_identifier'] == 'sqlite3'
+    assert main(['bag', 'info', str(recording.path)]) == 0
+    assert '/camera/rgb/image_raw/compressed' in capsys.readouterr().out
+    stats = FrameStats()
+    frames = list(iter_camera_frames(recording.path, recording.topics, stats))
+    assert [f.stamp_ns for f in frames] == recording.image_stamps  # Header.seq dropped
+    assert stats.parts['depth'].matched == stats.parts['camera_info'].matched == 3
+    for frame, scene in zip(frames, recording.scenes):
+        valid = (scene.depth > 0) & (scene.depth < MAX_16UC1_DEPTH_M)
+        np.testing.assert_allclose(frame.depth[valid], scene.depth[valid], atol=6e-4)
+        np.testing.assert_allclose(frame.K, scene.K, rtol=1e-6)
+
+
+def test_corrupt_compressed_frames_are_counted_and_skipped(tmp_path):
+    bag = tmp_path / 'corrupt'
+    images = [render_scene(SEED + index, HEIGHT, WIDTH).image for index in range(3)]
+    with BagWriter(bag, 'mcap') as writer:
+        for index, image in enumerate(images):
+            stamp = START_NS + index * 10**8
+            msg = codec.encode_compressed_image(image, 'jpeg', stamp)
+            if index == 1:
+                msg.data = msg.data[:len(msg.data) // 2]  # cut off in transit
+            writer.write_message('/camera/image_raw/compressed', msg, stamp)
+            depth = TYPESTORE.types['sensor_msgs/msg/CompressedImage'](
+                header=codec.make_header(stamp), format='16UC1; compressedDepth png',
+                data=np.frombuffer(compressed_depth_png(np.full((HEIGHT, WIDTH), 2.0)),
+                                   np.uint8))
+            if index == 2:
+                depth.data = depth.data[:40]
+            writer.write_message('/camera/depth_gt/compressedDepth', depth, stamp)
+    stats = FrameStats()
+    frames = list(iter_camera_frames(bag, stats=stats))
+    assert [f.stamp_ns for f in frames] == [START_NS, START_NS + 2 * 10**8]
+    assert stats.undecodable_images == 1 and stats.parts['depth'].undecodable == 1
+    assert frames[0].depth is not None and frames[1].depth is None
+    np.testing.assert_allclose(frames[0].depth, 2.0)

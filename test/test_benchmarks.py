@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from benchmarks import run
+from benchmarks import bench_batching, run
 from benchmarks.bench_models import load_network
 from benchmarks.bench_training import benchmark_training, render_training_markdown
 from conftest import REPO_ROOT
@@ -55,16 +55,32 @@ def test_network_benchmark_writes_json_and_markdown(tmp_path):
     assert not any('node' in name for name in names)  # no node run, no node targets
     steps = results['hot_path_cpu_ms']
     assert all(ms >= 0 for ms in steps.values()) and 'Predictor (onnxruntime)' in steps
+    assert results['jpeg_decode_ms'] == steps['decode JPEG CompressedImage (quality 90)'] > 0
     # The network dominates a frame: every other step costs less than the Predictor.
     assert max(ms for name, ms in steps.items() if not name.startswith('Predictor')) < \
         min(ms for name, ms in steps.items() if name.startswith('Predictor'))
+    batching = results['batching']
+    assert list(batching['counts']) == ['1', '2', '4']
+    assert (batching['backend'], batching['precision'], batching['clock']) == \
+        ('onnxruntime', 'fp32', 'CPU time')
+    for count, row in batching['counts'].items():
+        assert row['batched_ms_per_frame'] == pytest.approx(row['batched_ms'] / int(count),
+                                                            abs=0.01)
+        assert 0 < row['speedup']['min'] <= row['speedup']['median'] <= row['speedup']['max']
     markdown = (tmp_path / 'benchmarks.md').read_text()
     assert '| 64x128 |' in markdown and 'No GPU figures' in markdown
+    assert '| 4 | ' in markdown.split('## Multi-camera batching in the Predictor')[1]
+    # The figures recorded on a GPU machine (docs/benchmarks_cuda_batching.json) are shown.
+    recorded = json.loads(run.CUDA_BATCHING.read_text())
+    assert f"### On {recorded['machine']['gpu']}" in markdown
 
 
 def test_bad_arguments_are_refused():
     with pytest.raises(SystemExit) as exit_info:
         run.main(['--rounds', '0'])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        bench_batching.main(['--rounds', '0'])
     assert exit_info.value.code == 2
     with pytest.raises(SystemExit):
         run.main(['--sizes', '256by512'])
@@ -104,20 +120,25 @@ def test_training_cost_runs_every_method_through_the_trainer():
     assert sum(line.startswith('| jointdistill |') for line in table) == 1
 
 
+def in_own_process(module: str, call: str) -> dict:
+    """The JSON result of `module.call` run in its own process, as `make bench` runs it: Fast
+    DDS reads FASTDDS_DEFAULT_PROFILES_FILE once per process, so after another test has used
+    DDS here a benchmark's in-process probe would keep that test's transports and not the
+    shipped profile."""
+    code = f'import json; import {module} as bench; print(json.dumps(bench.{call}))'
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.ros
 @pytest.mark.slow
 def test_node_benchmark_measures_overhead_and_transport():
     from benchmarks.bench_node import OUTPUT_SETS, render_node_markdown
 
-    # Its own process, as `make bench` is: Fast DDS reads FASTDDS_DEFAULT_PROFILES_FILE once
-    # per process, so after another test has used DDS here the benchmark's in-process probe
-    # would keep that test's transports and not the shipped profile.
-    code = ('import json; from benchmarks.bench_node import benchmark_node; '
-            'print(json.dumps(benchmark_node(overhead_frames=1, transport_frames=6)))')
-    result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    node = json.loads(result.stdout.strip().splitlines()[-1])
+    node = in_own_process('benchmarks.bench_node',
+                          'benchmark_node(overhead_frames=1, transport_frames=6)')
     assert set(node['overhead']) == set(OUTPUT_SETS)
     for row in node['overhead'].values():
         assert row['frames'] == 1 and row['predictor_ms_median'] > 0
@@ -132,6 +153,28 @@ def test_node_benchmark_measures_overhead_and_transport():
     assert 1 <= shipped['processed'] <= shipped['received']
     assert any(line.startswith('| shipped Fast DDS profile |')
                for line in render_node_markdown(node))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_cameras_benchmark_compares_one_node_with_one_node_per_camera():
+    from benchmarks.bench_cameras import SETUPS, render_cameras_markdown
+
+    cameras = in_own_process('benchmarks.bench_cameras',
+                             'benchmark_cameras(counts=(2,), seconds=2)')
+    rows = cameras['counts']['2']
+    assert list(rows) == list(SETUPS)
+    assert (rows['one node']['processes'], rows['one node per camera']['processes']) == (1, 2)
+    for row in rows.values():
+        # Every camera answered in the window; the totals add up.
+        assert 0 < row['fps_per_camera_min'] <= row['fps_per_camera']
+        assert row['fps_total'] == pytest.approx(2 * row['fps_per_camera'], abs=0.02)
+        assert row['latency_ms_median'] > 0 and row['cpu_ms_per_frame'] > 0
+    # One network in one process against two: the memory of a whole node process less.
+    assert rows['one node']['peak_rss_mb_total'] < 0.75 * rows['one node per camera'][
+        'peak_rss_mb_total']
+    assert sum(line.startswith('| 2 | one node') for line in render_cameras_markdown(cameras)) \
+        == 2
 
 
 def test_hot_path_command_refuses_zero_repeats_and_renders_a_table():

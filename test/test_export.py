@@ -165,3 +165,58 @@ def test_export_model_and_from_exported_errors(tmp_path: Path) -> None:
     (tmp_path / 'm.onnx').write_bytes(b'corrupted')
     with pytest.raises(ValueError, match='m.onnx: not a loadable ONNX model'):
         Predictor.from_exported(tmp_path / 'm.onnx', device='cpu')
+
+
+# ------------------------------------------------------------------ one loader, batches
+def test_from_path_picks_the_loader_and_backend_of_each_file(exported) -> None:
+    from jointdistill_core.inference import model_num_classes
+    _, folder = exported
+    image = np.random.default_rng(2).integers(0, 256, (64, 128, 3), np.uint8)
+    expected = Predictor.from_checkpoint(folder / 'student', device='cpu').predict(image)
+    cases = {'student.onnx': 'onnxruntime', 'student.pt': 'torchscript',
+             'student': 'onnxruntime', 'student.safetensors': 'onnxruntime'}  # auto on a CPU
+    for name, backend in cases.items():
+        predictor = Predictor.from_path(folder / name, device='cpu')
+        assert predictor.backend == backend, name
+        assert (predictor.num_classes, predictor.max_depth) == (6, 50.0)
+        np.testing.assert_allclose(predictor.predict(image).depth, expected.depth, atol=1e-4)
+        assert model_num_classes(folder / name) == 6
+    eager = Predictor.from_path(folder / 'student', device='cpu', backend='torch',
+                                input_size=(32, 64))
+    assert eager.backend == 'torch' and eager.input_size == (32, 64)
+    assert eager._runner((32, 64)).memory_format == torch.channels_last  # NHWC on the CPU
+    with pytest.raises(ValueError, match='fixed input size'):
+        Predictor.from_path(folder / 'student.onnx', device='cpu', input_size=(32, 64))
+    with pytest.raises(ValueError, match='backend must be one of'):
+        Predictor.from_path(folder / 'student', backend='tensorrt')
+    with pytest.raises(ValueError, match='not found'):
+        Predictor.from_path(folder / 'missing.safetensors', device='cpu')
+
+
+@pytest.mark.parametrize('name, backend', [('student', 'torch'), ('student', 'onnxruntime'),
+                                           ('student.onnx', 'auto'), ('student.pt', 'auto')])
+def test_predict_batch_equals_predict_with_one_forward_pass_per_input_size(exported, name,
+                                                                          backend) -> None:
+    _, folder = exported
+    predictor = Predictor.from_path(folder / name, device='cpu', backend=backend)
+    rng = np.random.default_rng(3)
+    # Two cameras of the checkpoint's aspect (2:1), one of another (a KITTI-like strip).
+    images = [rng.integers(0, 256, size, np.uint8) for size in
+              ((64, 128, 3), (120, 240, 3), (40, 160, 3))]
+    Ks = [np.array([[100.0 + 20 * i, 0, 60], [0, 100.0 + 20 * i, 30], [0, 0, 1]])
+          for i in range(3)]
+    singles = [predictor.predict(image, K) for image, K in zip(images, Ks)]
+    batches = []
+    for size, runner in list(predictor._runners.items()):
+        predictor._runners[size] = lambda batch, run=runner: batches.append(len(batch)) or \
+            run(batch)
+    together = predictor.predict_batch(images, Ks)
+    for single, joint, image in zip(singles, together, images):
+        assert joint.depth.shape == joint.labels.shape == image.shape[:2]
+        np.testing.assert_allclose(joint.depth, single.depth, rtol=1e-5, atol=1e-5)
+        assert (joint.labels == single.labels).mean() > 0.999  # near-ties may flip
+    # Checkpoints follow each camera's aspect: two input sizes, the 2:1 frames in one batch.
+    # An exported file has one input size: one batch of three.
+    assert sorted(batches) == ([1, 2] if name == 'student' else [3])
+    with pytest.raises(ValueError, match='3 images but 2 Ks'):
+        predictor.predict_batch(images, Ks[:2])

@@ -19,6 +19,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from jointdistill_core.geometry import default_intrinsics
+from jointdistill_ros.camera_info import output_camera_info
 from jointdistill_ros.image_codec import (
     ImageCodecError,
     check_colour_image,
@@ -26,7 +27,6 @@ from jointdistill_ros.image_codec import (
     imgmsg_to_numpy,
     to_rgb8,
 )
-from jointdistill_ros.perception_node import output_camera_info
 
 # Bytes per pixel of each encoding as sensor_msgs/image_encodings defines them.
 BYTES_PER_PIXEL = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1, 'mono16': 2,

@@ -7,6 +7,8 @@ beyond with little data, odd widths for YUV, and unusable CameraInfo (K all zero
 lengths, zero size) mixed with CameraInfo of another size. Good frames go before, between and
 after. The node must stay alive, reject exactly the bad messages (counted in diagnostics),
 log each kind of fault rate-limited, and still produce the Predictor's output for good frames.
+The same holds for CompressedImage input (transport: compressed): 2,000 malformed JPEG / PNG
+payloads and formats between good frames, every good frame answered.
 
 Exact counts need every message delivered: the node subscribes reliably (qos.profile DEFAULT,
 depth 100) and the sender keeps fewer than 100 messages beyond what the node's diagnostics
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import re
+import struct
 import time
 from dataclasses import dataclass
 
@@ -23,7 +26,7 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from rclpy.qos import QoSProfile
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from node_helpers import (
@@ -208,7 +211,7 @@ def send_with_flow_control(probe: TestNode, publishers: dict, diagnostics: Diagn
 
 
 def test_fault_log_throttles_each_kind_separately_and_counts_the_suppressed():
-    from jointdistill_ros.perception_node import InputFaultLog
+    from jointdistill_ros.diagnostics import InputFaultLog
     now, lines = [100.0], []
     log = InputFaultLog(lines.append, period_s=5.0, clock=lambda: now[0])
     assert log.report('image: data', 'short data')
@@ -310,10 +313,10 @@ def test_ten_thousand_malformed_messages_are_rejected_and_good_frames_still_serv
     np.testing.assert_allclose(np.reshape(info_by_stamp[final_ns].k, (3, 3)), K_GOOD)
 
     # Each kind of fault is logged, rate-limited (at most one line per kind per 5 s).
-    reject_lines = re.findall(r"rejected a malformed message on 'image': (\w+)", log)
+    reject_lines = re.findall(r"rejected a malformed message on '/image': (\w+)", log)
     for kind, fields in LOGGED_FIELD.items():
         assert re.search(fields, ' '.join(reject_lines)), f'{kind} never logged'
-    assert "ignored an unusable message on 'camera_info'" in log
+    assert "ignored an unusable message on '/camera_info'" in log
     logged_kinds = len(set(reject_lines)) + 1
     assert len(reject_lines) <= logged_kinds * (elapsed / 5.0 + 1), len(reject_lines)
     assert 'more of this kind' in log  # suppressed repeats are summarised, not lost
@@ -324,3 +327,114 @@ def test_ten_thousand_malformed_messages_are_rejected_and_good_frames_still_serv
     print(f'\n{BAD_IMAGES} bad images, {BAD_INFOS} bad CameraInfo, {total_good} good frames in '
           f'{elapsed:.1f} s; {len(reject_lines)} reject log lines; '
           f"processed {values['frames_processed']}, dropped {values['frames_dropped']}")
+
+
+# ------------------------------------------------------------------ CompressedImage input
+BAD_COMPRESSED = 2_000
+GOOD_COMPRESSED_EVERY = 200
+COMPRESSED_FAULTS = ('empty', 'garbage', 'truncated_jpeg', 'truncated_png', 'corrupt_png',
+                     'header_only_jpeg', 'forged_size', 'unsupported_format')
+
+
+def bad_compressed(kind: str, rng: np.random.Generator, index: int, jpeg: bytes,
+                   png: bytes) -> CompressedImage:
+    """One malformed CompressedImage of the given kind, from rng and a good JPEG and PNG."""
+    fmt, data = 'rgb8; jpeg compressed bgr8', b''
+    if kind == 'garbage':
+        data = rng.integers(0, 256, int(rng.integers(1, 600)), dtype=np.uint8).tobytes()
+    elif kind == 'truncated_jpeg':
+        data = jpeg[:int(rng.integers(2, len(jpeg) - 2))]
+    elif kind == 'truncated_png':
+        fmt, data = 'rgb8; png compressed bgr8', png[:int(rng.integers(8, len(png) - 16))]
+    elif kind == 'corrupt_png':  # a flipped byte in the image data: the checksum fails
+        corrupt = bytearray(png)
+        corrupt[int(rng.integers(60, len(png) - 20))] ^= 0xFF
+        fmt, data = 'png', bytes(corrupt)
+    elif kind == 'header_only_jpeg':
+        data = jpeg[:20] + bytes(int(rng.integers(0, 64))) + b'\xff\xd9'
+    elif kind == 'forged_size':  # a PNG header claiming 30000 x 30000 pixels
+        data = png[:16] + struct.pack('>II', 30_000, 30_000) + png[24:]
+    elif kind == 'unsupported_format':
+        fmt = str(rng.choice(['tiff', 'theora', '16UC1; compressedDepth png', '']))
+        data = png
+    return CompressedImage(header=Header(stamp=stamp(10**9 + index), frame_id=FRAME_ID),
+                           format=fmt, data=data)
+
+
+@pytest.mark.ros
+def test_malformed_compressed_images_are_rejected_and_every_good_frame_answered(
+        ros_env, tmp_path):
+    from jointdistill_core.bags.codec import encode_compressed_image
+    from jointdistill_core.bags.compressed import compressed_to_rgb
+    from jointdistill_core.inference import Predictor
+    from jointdistill_ros.image_codec import imgmsg_to_numpy
+
+    checkpoint = save_tiny_student(tmp_path / 'student')
+    rng = np.random.default_rng(SEED + 2)
+    rgb = pattern_image(HEIGHT, WIDTH, seed=4)
+    jpeg = encode_compressed_image(rgb, 'jpeg', 0).data.tobytes()
+    png = encode_compressed_image(rgb, 'png', 0).data.tobytes()
+    good: dict[int, CompressedImage] = {}
+    corpus: list[tuple[CompressedImage, bool]] = []
+    for index in range(BAD_COMPRESSED):
+        corpus.append((bad_compressed(COMPRESSED_FAULTS[index % len(COMPRESSED_FAULTS)], rng,
+                                      index, jpeg, png), True))
+        if (index + 1) % GOOD_COMPRESSED_EVERY == 0:
+            ns = 2 * 10**9 + index
+            frame = pattern_image(HEIGHT, WIDTH, seed=index)
+            encoded = encode_compressed_image(frame, 'jpeg' if len(good) % 2 else 'png', ns)
+            good[ns] = CompressedImage(header=Header(stamp=stamp(ns), frame_id=FRAME_ID),
+                                       format=encoded.format, data=encoded.data.tobytes())
+            corpus.append((good[ns], False))
+    parameters = {'model_path': str(checkpoint), 'autostart': True, 'device': 'cpu',
+                  'transport': 'compressed', 'diagnostics_period': 0.1,
+                  'qos.profile': 'DEFAULT', 'qos.depth': 100}
+    started = time.monotonic()
+    with NodeProcess(ros_env, parameters, log_path=tmp_path / 'node.log') as node_process, \
+            TestNode('fuzzer') as probe:
+        diagnostics = DiagnosticsWatcher(probe)
+        depth_by_stamp: dict[int, Image] = {}
+        probe.node.create_subscription(
+            Image, 'depth/image',
+            lambda msg: depth_by_stamp.setdefault(msg.header.stamp.sec * 10**9
+                                                  + msg.header.stamp.nanosec, msg), 50)
+        publisher = probe.node.create_publisher(CompressedImage, 'image/compressed',
+                                                QoSProfile(depth=200))
+        probe.spin_until(lambda: publisher.get_subscription_count() > 0
+                         and diagnostics.latest is not None, 90,
+                         f'the node to start (log: {node_process.log_path})')
+        sent = 0
+        for message, is_bad in corpus:
+            while sent - diagnostics.value('frames_received') >= WINDOW:
+                assert not node_process.exited(), node_process.log_tail(20)
+                probe.executor.spin_once(timeout_sec=0.01)
+            publisher.publish(message)
+            sent += 1
+            if not is_bad:  # each good frame is answered before the corpus goes on
+                ns = message.header.stamp.sec * 10**9 + message.header.stamp.nanosec
+                probe.spin_until(lambda ns=ns: ns in depth_by_stamp, 60,
+                                 f'the output of good frame {ns}')
+            probe.executor.spin_once(timeout_sec=0)
+        probe.spin_until(lambda: diagnostics.value('frames_received') == len(corpus), 60,
+                         'the node to take the whole corpus')
+        probe.spin_for(0.3)
+        values = dict(diagnostics.latest)
+        assert not node_process.exited(), node_process.log_tail(20)
+        log = node_process.log()
+    elapsed = time.monotonic() - started
+
+    assert int(values['frames_received']) == len(corpus)
+    assert int(values['frames_rejected']) == BAD_COMPRESSED
+    assert (int(values['frames_processed']), int(values['frames_dropped'])) == (len(good), 0)
+    assert set(depth_by_stamp) == set(good)
+    predictor = Predictor.from_checkpoint(checkpoint, device='cpu')
+    for ns, message in good.items():
+        expected = predictor.predict(compressed_to_rgb(message)).depth
+        np.testing.assert_allclose(imgmsg_to_numpy(depth_by_stamp[ns]), expected, rtol=1e-5,
+                                   atol=1e-5)
+    reject_lines = re.findall(r"rejected a malformed message on '/image/compressed': (\w+)", log)
+    assert set(reject_lines) == {'data', 'format'}, set(reject_lines)
+    assert len(reject_lines) <= 2 * (elapsed / 5.0 + 1), len(reject_lines)  # rate-limited
+    assert 'Traceback' not in log and 'inference failed' not in log
+    print(f'\n{BAD_COMPRESSED} bad and {len(good)} good CompressedImage in {elapsed:.1f} s; '
+          f'{len(reject_lines)} reject log lines')

@@ -10,17 +10,20 @@ import math
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticStatus
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32, Header
 
-from jointdistill_ros.diagnostics import FrameStats, build_diagnostic_array, diagnostic_values
-from jointdistill_ros.perception_node import (
-    PARAMETERS,
-    ConfigureError,
-    depth_for_publishing,
-    output_camera_info,
-    settings_from_values,
+from jointdistill_ros.camera_info import output_camera_info
+from jointdistill_ros.camera_stream import depth_for_publishing
+from jointdistill_ros.diagnostics import (
+    FrameStats,
+    build_diagnostic_array,
+    diagnostic_status,
+    diagnostic_values,
+    status_name,
 )
+from jointdistill_ros.parameters import PARAMETERS, ConfigureError, settings_from_values
 from node_helpers import (
     DiagnosticsWatcher,
     NodeProcess,
@@ -113,9 +116,17 @@ def test_frame_stats_report_and_diagnostic_message():
     # Linear interpolation: rank 0.95 * 19 = 18.05 between 19 and 20 -> 19.05.
     assert report.processing_ms_p95 == pytest.approx(19.05)
     assert (report.frames_received, report.frames_dropped, report.frames_rejected) == (20, 4, 1)
-    values = diagnostic_values(build_diagnostic_array(report, Time(), '/n', 'cpu', 'active'))
+    array = build_diagnostic_array([diagnostic_status(report, '/n', 'cpu', 'active'),
+                                    diagnostic_status(report, '/n', 'cpu', 'inactive', 'rear',
+                                                      '/rear/image')], Time())
+    values = diagnostic_values(array)
     assert values['frames_dropped'] == '4' and values['device'] == 'cpu'
-    assert values['processing_ms_p95'] == '19.05'
+    assert values['processing_ms_p95'] == '19.05' and values['camera'] == ''
+    rear = diagnostic_values(array, status_name('rear'))
+    assert rear['camera'] == 'rear' and rear['image_topic'] == '/rear/image'
+    # A malformed message in the window: WARN while active.
+    assert [s.level for s in array.status] == [DiagnosticStatus.WARN, DiagnosticStatus.OK]
+    assert array.status[1].message == 'inactive: not processing'
     empty = stats.report(window_s=1.0)  # a new window: no frames, counters kept
     assert empty.window_frames == 0 and math.isnan(empty.processing_ms_mean)
     assert empty.frames_received == 20

@@ -13,15 +13,10 @@ import torch
 from sensor_msgs.msg import Image
 
 from jointdistill_core.geometry import backproject
-from jointdistill_core.inference import Predictor, _labels_from_logits
+from jointdistill_core.inference import Predictor, _labels_from_logits, resolve_backend
 from jointdistill_core.openmp import passive_openmp_waiting
-from jointdistill_ros.perception_node import (
-    PARAMETERS,
-    ConfigureError,
-    resolve_backend,
-    settings_from_values,
-    stride_intrinsics,
-)
+from jointdistill_ros.camera_info import stride_intrinsics
+from jointdistill_ros.parameters import PARAMETERS, ConfigureError, settings_from_values
 from node_helpers import NodeProcess, TestNode, pattern_image, rgb_image_message, save_tiny_student
 
 HEIGHT, WIDTH = 96, 128
@@ -36,14 +31,15 @@ def values(**changes) -> dict:
 def test_backend_and_thread_parameters_are_validated_and_resolved():
     with pytest.raises(ConfigureError, match="'backend' is 'onnx'"):
         settings_from_values(values(backend='onnx'))
-    assert resolve_backend(settings_from_values(values(device='cpu'))) == 'onnxruntime'
-    assert resolve_backend(settings_from_values(values(device='cpu', backend='torch'))) == 'torch'
-    explicit = settings_from_values(values(device='cuda', backend='onnxruntime', num_threads=3))
-    assert resolve_backend(explicit) == 'onnxruntime' and explicit.num_threads == 3
+    settings = settings_from_values(values(device='cuda', backend='onnxruntime', num_threads=3))
+    assert (settings.backend, settings.num_threads) == ('onnxruntime', 3)
+    assert resolve_backend('cpu') == 'onnxruntime'
+    assert resolve_backend('cpu', 'torch') == 'torch'
+    assert resolve_backend('cuda', 'onnxruntime') == 'onnxruntime'
     # auto picks PyTorch exactly when the network will run on CUDA.
     on_cuda = torch.cuda.is_available()
-    assert resolve_backend(settings_from_values(values(device='auto'))) == \
-        ('torch' if on_cuda else 'onnxruntime')
+    assert resolve_backend('auto') == ('torch' if on_cuda else 'onnxruntime')
+    assert resolve_backend('cuda:0') == ('torch' if on_cuda else 'onnxruntime')
     threads = next(spec for spec in PARAMETERS if spec.name == 'num_threads')
     assert threads.default == 0 and threads.descriptor().integer_range[0].from_value == 0
 
@@ -76,7 +72,7 @@ def test_label_arg_max_takes_the_first_of_tied_classes():
     logits[0, 2, 0, 0] = 1.0
     logits[0, 1, 1, 2] = logits[0, 3, 1, 2] = 5.0  # tie between classes 1 and 3
     expected = np.array([[2, 0, 0], [0, 0, 1]], np.uint8)
-    np.testing.assert_array_equal(_labels_from_logits(logits).numpy(), expected)
+    np.testing.assert_array_equal(_labels_from_logits(logits).numpy(), expected[None])
 
 
 def test_predictor_num_threads(tmp_path):

@@ -83,8 +83,8 @@ def test_core_cli_refuses_live_bag_eval_in_one_line_without_starting_ros(tmp_pat
                             cwd=REPO_ROOT, timeout=300)
     assert result.stdout.strip() == '2', result.stdout + result.stderr
     (error,) = result.stderr.strip().splitlines()
-    assert error.startswith('jointdistill bag: error: live evaluation (--model) runs the ROS '
-                            'perception node'), error
+    assert error.startswith('jointdistill bag: error: live evaluation (without --outputs) runs '
+                            'the ROS perception node'), error
     assert '`python -m jointdistill_ros`' in error, error
     assert not out.exists()
 

@@ -1,24 +1,31 @@
 """ROS-free conversion between numpy arrays and rosbags' sensor_msgs messages.
 
 rosbags' message classes mirror the ROS ones field by field, so their CDR bytes are what an
-rclpy publisher sends. Decoders honour `step` (padded rows) and `is_bigendian`.
+rclpy publisher sends. Image decoders honour `step` (padded rows) and `is_bigendian`; the
+image and depth decoders also take CompressedImage messages (jointdistill_core.bags.compressed:
+JPEG / PNG images, compressedDepth PNG depth), which raise ImageCodecError for corrupt data.
 """
 from __future__ import annotations
 
 import struct
 from typing import Any
 
+import cv2
 import numpy as np
 
+from jointdistill_core.bags.compressed import compressed_depth_to_metres, compressed_to_rgb
 from jointdistill_core.bags.layout import (
     CAMERA_INFO_TYPE,
+    COMPRESSED_IMAGE_TYPE,
     FRAME_ID,
     IMAGE_TYPE,
     TYPESTORE,
     BagError,
 )
 
+COMPRESSIONS = ('jpeg', 'png')
 _Image = TYPESTORE.types[IMAGE_TYPE]
+_CompressedImage = TYPESTORE.types[COMPRESSED_IMAGE_TYPE]
 _CameraInfo = TYPESTORE.types[CAMERA_INFO_TYPE]
 _Header = TYPESTORE.types['std_msgs/msg/Header']
 _Time = TYPESTORE.types['builtin_interfaces/msg/Time']
@@ -57,6 +64,22 @@ def encode_image(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str 
                   data=data)
 
 
+def encode_compressed_image(rgb: np.ndarray, compression: str, stamp_ns: int,
+                            frame_id: str = FRAME_ID, jpeg_quality: int = 90) -> Any:
+    """(H, W, 3) uint8 RGB -> rosbags CompressedImage as image_transport's compressed plugin
+    writes an rgb8 image: format 'rgb8; jpeg compressed bgr8' (or png), BGR data."""
+    if compression not in COMPRESSIONS:
+        raise ValueError(f'compression must be one of {COMPRESSIONS}, got {compression!r}')
+    options = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if compression == 'jpeg' else []
+    extension = '.jpg' if compression == 'jpeg' else '.png'
+    ok, data = cv2.imencode(extension, cv2.cvtColor(np.ascontiguousarray(rgb, np.uint8),
+                                                    cv2.COLOR_RGB2BGR), options)
+    if not ok:
+        raise ValueError(f'cv2.imencode({extension}) failed for an image of shape {rgb.shape}')
+    return _CompressedImage(header=make_header(stamp_ns, frame_id),
+                            format=f'rgb8; {compression} compressed bgr8', data=data.ravel())
+
+
 def encode_camera_info(K: np.ndarray, height: int, width: int, stamp_ns: int,
                        frame_id: str = FRAME_ID) -> Any:
     """Pinhole CameraInfo without distortion for intrinsics K (3x3, pixels of H x W)."""
@@ -87,8 +110,14 @@ def _pixels(msg: Any, topic: str) -> np.ndarray:
     return pixels.reshape(shape)
 
 
+def _is_compressed(msg: Any) -> bool:
+    return msg.__msgtype__ == COMPRESSED_IMAGE_TYPE
+
+
 def decode_rgb(msg: Any, topic: str = 'image') -> np.ndarray:
-    """Colour or mono Image -> (H, W, 3) uint8 RGB."""
+    """Colour or mono Image, or a JPEG / PNG CompressedImage -> (H, W, 3) uint8 RGB."""
+    if _is_compressed(msg):
+        return compressed_to_rgb(msg)
     pixels = _pixels(msg, topic)
     if msg.encoding in ('rgb8', 'rgba8'):
         return np.ascontiguousarray(pixels[..., :3])
@@ -100,7 +129,10 @@ def decode_rgb(msg: Any, topic: str = 'image') -> np.ndarray:
 
 
 def decode_depth(msg: Any, topic: str = 'depth') -> np.ndarray:
-    """32FC1 metres or 16UC1 millimetres Image -> (H, W) float32 metres, NaN = invalid."""
+    """32FC1 metres or 16UC1 millimetres Image, or a compressedDepth CompressedImage ->
+    (H, W) float32 metres, NaN = invalid."""
+    if _is_compressed(msg):
+        return compressed_depth_to_metres(msg)
     pixels = _pixels(msg, topic)
     if msg.encoding == '32FC1':
         return pixels.astype(np.float32, copy=False)

@@ -2,10 +2,11 @@
 
 ROS-free: the live evaluator (jointdistill_ros.bag_eval) collects the node's output messages
 as CDR bytes with their latencies and hands them here; the offline mode reads them from a bag.
-Frames are matched by header stamp (the node copies the input header). Every input frame is
-either matched (all expected outputs arrived), partial, or dropped; outputs whose stamp is in
-no input frame are unmatched. Metrics (jointdistill_core.metrics, DESIGN section 6) pool the
-matched frames.
+Outputs are matched to input frames by exact header stamp (the node copies the input header);
+ground truth and camera_info to images by nearest stamp within a slop (reader.match_nearest).
+Every input frame is either matched (all expected outputs arrived), partial, or dropped;
+outputs whose stamp is in no input frame are unmatched. Metrics (jointdistill_core.metrics,
+DESIGN section 6) pool the matched frames.
 """
 from __future__ import annotations
 
@@ -19,15 +20,21 @@ import numpy as np
 
 from jointdistill_core.bags import codec
 from jointdistill_core.bags.figures import write_latency_figures, write_sample_figure
-from jointdistill_core.bags.layout import IMAGE_TYPE, BagError, CameraTopics, OutputTopics
+from jointdistill_core.bags.layout import (
+    DEFAULT_SLOP_NS,
+    IMAGE_TYPE,
+    BagError,
+    CameraTopics,
+    OutputTopics,
+)
 from jointdistill_core.bags.reader import (
     FrameStats,
     bag_topics,
-    camera_topics_present,
+    camera_layout,
     iter_camera_frames,
     iter_raw,
 )
-from jointdistill_core.classes import CITYSCAPES_7, DEFAULT_NUM_CLASSES
+from jointdistill_core.classes import CITYSCAPES_7
 from jointdistill_core.metrics import DepthAccumulator, SegmentationAccumulator
 
 SAMPLE_FIGURES = 3
@@ -169,23 +176,26 @@ def _decode_outputs(outputs: FrameOutputs, output_topics: OutputTopics
 
 
 def evaluate_outputs(input_bag: str | Path, outputs: dict[int, FrameOutputs], out: str | Path,
-                     topics: CameraTopics = CameraTopics(),
+                     num_classes: int, topics: CameraTopics = CameraTopics(),
                      output_topics: OutputTopics = OutputTopics(),
-                     num_classes: int = DEFAULT_NUM_CLASSES,
-                     run_info: dict[str, Any] | None = None) -> dict[str, Any]:
+                     run_info: dict[str, Any] | None = None,
+                     slop_ns: int = DEFAULT_SLOP_NS) -> dict[str, Any]:
     """Match `outputs` (stamp -> FrameOutputs, consumed) to the input bag's frames, score them
-    and write report.json, report.md and PNG figures into `out`. Returns the report dict."""
-    camera_topics_present(input_bag, topics)
+    and write report.json, report.md and PNG figures into `out`. Returns the report dict.
+
+    num_classes: the model's class count. slop_ns: ground truth and camera_info match an
+    image within this many nanoseconds (reader.match_nearest)."""
+    layout = camera_layout(input_bag, topics)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     expected = set().union(*(o.kinds() for o in outputs.values())) or {'depth', 'labels'}
-    image_count = bag_topics(input_bag)[topics.image][1]
+    image_count = bag_topics(input_bag)[layout.topic('image')][1]
     sample_targets = sorted({round(i) for i in np.linspace(0, image_count - 1, SAMPLE_FIGURES)})
     scorer = _Scorer(num_classes, class_names_for(num_classes))
     stats = FrameStats()
     per_frame, latencies, done_times, figures = [], [], [], []
     counts = {'input': 0, 'matched': 0, 'partial': 0, 'dropped': 0}
-    for index, frame in enumerate(iter_camera_frames(input_bag, topics, stats)):
+    for index, frame in enumerate(iter_camera_frames(input_bag, topics, stats, slop_ns)):
         counts['input'] += 1
         frame_outputs = outputs.pop(frame.stamp_ns, None)
         kinds = frame_outputs.kinds() if frame_outputs else set()
@@ -206,7 +216,7 @@ def evaluate_outputs(input_bag: str | Path, outputs: dict[int, FrameOutputs], ou
                                                    labels, num_classes))
         per_frame.append(record)
     if counts['input'] == 0:
-        raise BagError(f'bag {input_bag} has no frames on {topics.image}')
+        raise BagError(f'bag {input_bag} has no decodable frames on {layout.topic("image")}')
     unmatched = len(outputs)
     done_times.extend(o.done_s for o in outputs.values()
                       if o.done_s is not None and o.kinds() >= expected)
@@ -215,16 +225,15 @@ def evaluate_outputs(input_bag: str | Path, outputs: dict[int, FrameOutputs], ou
         **(run_info or {}),
         'input_bag': str(input_bag),
         'outputs': sorted(expected),
+        'num_classes': num_classes,
         'metrics': scorer.metrics(),
         'latency_ms': latency_summary(latencies),
         'fps': throughput_fps(done_times),
         'frames': {**counts, 'dropped': counts['dropped'] + counts['partial'],
-                   'unmatched': unmatched,
-                   'ground_truth_without_image': stats.ground_truth_without_image,
-                   'duplicate_input_stamps': stats.duplicate_stamps},
-        'topics': {'image': topics.image, 'depth_gt': topics.depth_gt,
-                   'labels_gt': topics.labels_gt, 'depth': output_topics.depth,
-                   'labels': output_topics.labels},
+                   'unmatched': unmatched},
+        'matching': {'slop_ms': slop_ns / 1e6, **stats.as_dict()},
+        'topics': {**{role: topic for role, (topic, _) in layout.topics.items()},
+                   'output_depth': output_topics.depth, 'output_labels': output_topics.labels},
         'figures': [path.name for path in figures],
         'per_frame': per_frame,
     }
@@ -267,16 +276,18 @@ def read_output_bag(path: str | Path, output_topics: OutputTopics = OutputTopics
 
 
 def run_offline_eval(input_bag: str | Path, outputs_bag: str | Path, out: str | Path,
-                     topics: CameraTopics = CameraTopics(),
-                     output_topics: OutputTopics = OutputTopics(),
-                     num_classes: int = DEFAULT_NUM_CLASSES,
-                     force: bool = False) -> dict[str, Any]:
-    """`jointdistill bag eval --bag IN --outputs OUTBAG`."""
+                     num_classes: int, topics: CameraTopics = CameraTopics(),
+                     output_topics: OutputTopics = OutputTopics(), force: bool = False,
+                     slop_ns: int = DEFAULT_SLOP_NS,
+                     run_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`jointdistill bag eval --bag IN --outputs OUTBAG`: num_classes of the model that
+    produced the outputs; run_info is added to the report."""
     out = check_report_dir(out, force)
-    camera_topics_present(input_bag, topics)
+    camera_layout(input_bag, topics)
     outputs = read_output_bag(outputs_bag, output_topics)
-    return evaluate_outputs(input_bag, outputs, out, topics, output_topics, num_classes,
-                            {'mode': 'offline', 'outputs_bag': str(outputs_bag)})
+    return evaluate_outputs(input_bag, outputs, out, num_classes, topics, output_topics,
+                            {'mode': 'offline', 'outputs_bag': str(outputs_bag),
+                             **(run_info or {})}, slop_ns)
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2, unit: str = '') -> str:
@@ -284,14 +295,18 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 2, unit: str = '
 
 
 def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """(name, formatted value) rows of the summary table of a report."""
+    """(name, formatted value) rows of the summary table of a report; metrics only for the
+    tasks the bag has ground truth for."""
     metrics, latency, frames = report['metrics'], report['latency_ms'], report['frames']
-    return [
-        ('mIoU', _fmt(metrics['miou'], 100, 2, ' %')),
-        ('pixel accuracy', _fmt(metrics['pixel_acc'], 100, 2, ' %')),
-        ('abs rel', _fmt(metrics['abs_rel'], 1, 4)),
-        ('RMSE', _fmt(metrics['rmse'], 1, 3, ' m')),
-        ('delta1', _fmt(metrics['delta1'], 100, 2, ' %')),
+    rows = []
+    if metrics['frames_with_labels_gt']:
+        rows += [('mIoU', _fmt(metrics['miou'], 100, 2, ' %')),
+                 ('pixel accuracy', _fmt(metrics['pixel_acc'], 100, 2, ' %'))]
+    if metrics['frames_with_depth_gt']:
+        rows += [('abs rel', _fmt(metrics['abs_rel'], 1, 4)),
+                 ('RMSE', _fmt(metrics['rmse'], 1, 3, ' m')),
+                 ('delta1', _fmt(metrics['delta1'], 100, 2, ' %'))]
+    return rows + [
         ('latency mean', _fmt(latency['mean'], 1, 1, ' ms')),
         ('latency p95', _fmt(latency['p95'], 1, 1, ' ms')),
         ('throughput', _fmt(report['fps'], 1, 2, ' FPS')),
@@ -311,19 +326,39 @@ def format_summary(report: dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
+def replay_description(report: dict[str, Any]) -> str | None:
+    """How a live run replayed the bag, in words (None offline)."""
+    if report.get('replay') == 'lock-step':
+        return ('lock-step: each frame published once the outputs of the previous one arrived '
+                '(or the frame timeout passed), so every frame is evaluated; latency without '
+                'queueing')
+    if report.get('replay') == 'realtime':
+        return (f"realtime at rate {report['rate']:g}: frames at the bag's timing; latency and "
+                'drops under that load')
+    return None
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown (report.md)."""
     metrics = report['metrics']
     lines = [f"# Bag evaluation ({report.get('mode', 'offline')})", '',
              f"Input bag: `{report['input_bag']}`"]
-    for key, label in (('model', 'Model'), ('outputs_bag', 'Outputs bag'), ('rate', 'Replay rate')):
+    for key, label in (('model', 'Model'), ('outputs_bag', 'Outputs bag')):
         if report.get(key) is not None:
             lines.append(f'{label}: `{report[key]}`')
+    if replay_description(report):
+        lines.append(f'Replay: {replay_description(report)}.')
     lines += ['', '| quantity | value |', '|---|---|']
     lines += [f'| {name} | {value} |' for name, value in summary_rows(report)]
-    lines += ['', 'mIoU and pixel accuracy over all matched frames (void ignored); depth metrics '
-              'over pixels with valid ground truth; latency = arrival of the last output of a '
-              'frame minus the wall time its image was published.']
+    lines += ['']
+    if not (metrics['frames_with_labels_gt'] or metrics['frames_with_depth_gt']):
+        lines += ['No ground truth matched any frame: latency, throughput and frame counts '
+                  'only.']
+    else:
+        lines += ['mIoU and pixel accuracy over all matched frames (void ignored); depth '
+                  'metrics over pixels with valid ground truth.']
+    lines[-1] += (' Latency = arrival of the last output of a frame minus the wall time its '
+                  'image was published.')
     if metrics.get('iou_per_class'):
         lines += ['', '## IoU per class', '', '| class | IoU |', '|---|---|']
         lines += [f'| {name} | {_fmt(value, 100, 2, " %")} |'
@@ -331,6 +366,17 @@ def render_markdown(report: dict[str, Any]) -> str:
     frames = report['frames']
     lines += ['', '## Frames', '', '| count | value |', '|---|---|']
     lines += [f'| {key} | {value} |' for key, value in frames.items()]
+    matching = report['matching']
+    lines += ['', '## Ground truth and camera_info matched to images', '',
+              f"Nearest header stamp within {matching['slop_ms']:g} ms (`--slop`); "
+              f"{matching['images']} images, {matching['duplicate_image_stamps']} duplicate "
+              f"image stamps, {matching['undecodable_images']} undecodable images.", '',
+              '| topic | matched | unmatched | undecodable |', '|---|---|---|---|']
+    for role in ('depth', 'labels', 'camera_info'):
+        if role in matching:
+            counts = matching[role]
+            lines.append(f"| {report['topics'][role]} | {counts['matched']} | "
+                         f"{counts['unmatched']} | {counts['undecodable']} |")
     if report['figures']:
         lines += ['', '## Figures', '']
         lines += [f'![{name}]({name})' for name in report['figures']]

@@ -1,5 +1,6 @@
 """PNG figures of a bag evaluation: latency histogram and per-frame plot (matplotlib Agg, no
-pyplot state), and per-frame panels of overlays, depth colour maps and depth error maps."""
+pyplot state), and per-frame panels of overlays, depth colour maps and depth error maps (ground
+truth panels only where the bag has ground truth)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -81,31 +82,37 @@ def _titled(tile: np.ndarray, title: str) -> np.ndarray:
     return np.concatenate([bar, tile], axis=0)
 
 
+def _far_end(depth: np.ndarray | None) -> float | None:
+    """99th percentile of the valid depths (metres), the far end of a colour scale."""
+    if depth is None:
+        return None
+    valid = depth[np.isfinite(depth) & (depth > 0)]
+    return float(np.percentile(valid, 99)) if valid.size else None
+
+
 def write_sample_figure(path: Path, frame, depth: np.ndarray | None, labels: np.ndarray | None,
                         num_classes: int) -> Path:
-    """Two rows: image | GT overlay | predicted overlay, GT depth | predicted depth | |error|."""
-    image = frame.image
-    blank = np.zeros_like(image)
-    gt_depth = frame.depth
-    far = None
-    if gt_depth is not None and np.isfinite(gt_depth).any():
-        far = float(np.nanpercentile(np.where(gt_depth > 0, gt_depth, np.nan), 99))
-    error_tile, error_title = blank, '|depth error| (no GT)'
+    """Panels in rows of three: input | labels GT | labels predicted | depth GT | depth
+    predicted | |depth error|, leaving out what the frame has no ground truth for (and what
+    the network does not predict); depth colour maps share one scale."""
+    image, gt_depth = frame.image, frame.depth
+    far = _far_end(gt_depth) if gt_depth is not None else _far_end(depth)
+    tiles = [_titled(image, 'input')]
+    if frame.labels is not None:
+        tiles.append(_titled(overlay_labels(image, frame.labels, num_classes), 'labels GT'))
+    if labels is not None:
+        tiles.append(_titled(overlay_labels(image, labels, num_classes), 'labels predicted'))
+    if gt_depth is not None:
+        tiles.append(_titled(colorize_depth(gt_depth, far), 'depth GT'))
+    if depth is not None:
+        tiles.append(_titled(colorize_depth(depth, far), 'depth predicted'))
     if gt_depth is not None and depth is not None:
         error = np.abs(depth - gt_depth)
         finite = error[np.isfinite(error)]
         max_error = float(np.percentile(finite, 99)) if finite.size else 1.0
-        error_tile = colorize_error(error, max_error)
-        error_title = f'|depth error| 0-{max_error:.1f} m'
-    top = [_titled(image, 'input'),
-           _titled(overlay_labels(image, frame.labels, num_classes) if frame.labels is not None
-                   else blank, 'labels GT'),
-           _titled(overlay_labels(image, labels, num_classes) if labels is not None else blank,
-                   'labels predicted')]
-    bottom = [_titled(colorize_depth(gt_depth, far) if gt_depth is not None else blank, 'depth GT'),
-              _titled(colorize_depth(depth, far) if depth is not None else blank,
-                      'depth predicted'),
-              _titled(error_tile, error_title)]
-    panel = np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom, axis=1)], axis=0)
-    cv2.imwrite(str(path), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+        tiles.append(_titled(colorize_error(error, max_error),
+                             f'|depth error| 0-{max_error:.1f} m'))
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % 3)  # white: nothing there
+    rows = [np.concatenate(tiles[start:start + 3], axis=1) for start in range(0, len(tiles), 3)]
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
     return path

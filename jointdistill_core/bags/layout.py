@@ -9,16 +9,38 @@ from rosbags.typesys import Stores, get_typestore
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+# image_transport's sub-topics of a base image topic.
+COMPRESSED_SUFFIX = '/compressed'
+COMPRESSED_DEPTH_SUFFIX = '/compressedDepth'
 
 FRAME_ID = 'camera_optical_frame'
 # Bags start at a fixed time (2023-11-14 22:13:20 UTC) so that two runs give identical files.
 DEFAULT_START_NS = 1_700_000_000 * 10**9
 STORAGES = ('mcap', 'sqlite3')
+# Ground truth and camera_info match an image whose header stamp is at most this far from
+# theirs (docs/bags.md): RGB-D cameras stamp colour and depth separately, microseconds to
+# milliseconds apart, and 15 ms stays below half the frame period of a 30 Hz camera.
+DEFAULT_SLOP_NS = 15_000_000
+# Lock-step replay (bag eval): seconds to wait for the outputs of one frame before the next.
+DEFAULT_FRAME_TIMEOUT_S = 10.0
 
 
 class BagError(Exception):
     """A bag that cannot be used: missing, truncated, wrong topics or inconsistent sizes."""
+
+
+class ImageCodecError(ValueError):
+    """An image message or array that cannot be converted.
+
+    `field` is the field at fault (encoding, height, width, step, data, format or array); the
+    message, which starts with it, says what is wrong.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)

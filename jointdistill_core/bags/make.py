@@ -19,9 +19,11 @@ def default_synthetic_seed() -> int:
 
 def make_synthetic_bag(out: str | Path, frames: int, height: int, width: int, rate_hz: float,
                        storage: str = 'mcap', seed: int | None = None, force: bool = False,
-                       topics: CameraTopics = CameraTopics(), progress: bool = True) -> Path:
+                       topics: CameraTopics = CameraTopics(), progress: bool = True,
+                       compression: str | None = None) -> Path:
     """Render `frames` synthetic scenes (seeds seed, seed+1, ...) at height x width pixels into a
-    bag with header stamps DEFAULT_START_NS + i / rate_hz seconds. Returns the bag path."""
+    bag with header stamps DEFAULT_START_NS + i / rate_hz seconds. Returns the bag path.
+    compression: None (raw rgb8 Image) or 'jpeg' / 'png' (CompressedImage, BagWriter)."""
     from jointdistill_core.data.synthetic import render_scene
     if frames < 1:
         raise ValueError(f'frames must be >= 1, got {frames}')
@@ -33,7 +35,7 @@ def make_synthetic_bag(out: str | Path, frames: int, height: int, width: int, ra
                           disable=not progress):
             scene = render_scene(seed + index, height, width)
             writer.write_frame(frame_stamp_ns(index, rate_hz), scene.image, scene.depth,
-                               scene.labels, scene.K, topics)
+                               scene.labels, scene.K, topics, compression)
     return out
 
 

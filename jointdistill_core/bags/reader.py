@@ -1,4 +1,9 @@
-"""Read rosbag2 bags with rosbags: raw messages for replay, decoded camera frames for evaluation."""
+"""Read rosbag2 bags with rosbags: raw messages for replay, decoded camera frames for evaluation.
+
+Bags as the project writes them, as `ros2 bag record` writes them (sqlite3 or mcap, metadata
+version 8 or 9) and as rosbags-convert writes ROS 1 bags: the reader needs only the camera
+topics, in CDR, with a std_msgs/Header first.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -11,7 +16,17 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 
 from jointdistill_core.bags import codec
-from jointdistill_core.bags.layout import CAMERA_INFO_TYPE, IMAGE_TYPE, BagError, CameraTopics
+from jointdistill_core.bags.layout import (
+    CAMERA_INFO_TYPE,
+    COMPRESSED_DEPTH_SUFFIX,
+    COMPRESSED_IMAGE_TYPE,
+    COMPRESSED_SUFFIX,
+    DEFAULT_SLOP_NS,
+    IMAGE_TYPE,
+    BagError,
+    CameraTopics,
+    ImageCodecError,
+)
 
 
 @dataclass(frozen=True)
@@ -33,15 +48,6 @@ class CameraFrame:
     depth: np.ndarray | None = None
     labels: np.ndarray | None = None
     K: np.ndarray | None = None
-
-
-@dataclass
-class FrameStats:
-    """Messages that could not be paired into frames (never dropped silently)."""
-
-    ground_truth_without_image: int = 0
-    duplicate_stamps: int = 0
-    stamps: list[int] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -91,79 +97,203 @@ def iter_raw(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[
                            '(truncated or damaged file?)') from error
 
 
-def _decode_into(frame: CameraFrame, topic: str, msg: Any, topics: CameraTopics) -> None:
-    if topic == topics.image:
-        frame.image = codec.decode_rgb(msg, topic)
-    elif topic == topics.depth_gt:
-        frame.depth = codec.decode_depth(msg, topic)
-    elif topic == topics.labels_gt:
-        frame.labels = codec.decode_labels(msg, topic)
-    else:
-        frame.K = codec.camera_matrix(msg)
+# The roles of a camera bag's topics and the message types each may carry.
+ROLE_TYPES: dict[str, tuple[str, ...]] = {
+    'image': (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE),
+    'depth': (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE),
+    'labels': (IMAGE_TYPE,),
+    'camera_info': (CAMERA_INFO_TYPE,),
+}
+GROUND_TRUTH_ROLES = ('depth', 'labels', 'camera_info')
+# The CameraFrame field each role fills.
+_FRAME_FIELDS = {'image': 'image', 'depth': 'depth', 'labels': 'labels', 'camera_info': 'K'}
 
 
-def _check_sizes(frame: CameraFrame, topics: CameraTopics) -> None:
+@dataclass(frozen=True)
+class CameraLayout:
+    """The topics of one camera in a bag, as found there: role ('image', 'depth', 'labels',
+    'camera_info') -> (topic, message type), for the roles the bag has."""
+
+    topics: dict[str, tuple[str, str]]
+
+    def topic(self, role: str) -> str | None:
+        return self.topics[role][0] if role in self.topics else None
+
+    def compressed(self, role: str) -> bool:
+        return role in self.topics and self.topics[role][1] == COMPRESSED_IMAGE_TYPE
+
+
+def camera_layout(path: str | Path, topics: CameraTopics = CameraTopics()) -> CameraLayout:
+    """Find the camera topics in a bag. The image is `topics.image` or, when the bag has
+    only image_transport's `<image>/compressed`, that one; depth likewise `topics.depth_gt`
+    or `<depth_gt>/compressedDepth`. Raises BagError when the image is missing or a topic
+    carries a type its role cannot have."""
+    available = bag_topics(path)
+    wanted = {'image': (topics.image, topics.image + COMPRESSED_SUFFIX),
+              'depth': (topics.depth_gt, topics.depth_gt + COMPRESSED_DEPTH_SUFFIX),
+              'labels': (topics.labels_gt,), 'camera_info': (topics.camera_info,)}
+    found = {}
+    for role, candidates in wanted.items():
+        topic = next((name for name in candidates if name in available), None)
+        if topic is None:
+            if role == 'image':
+                raise BagError(f'bag {path} has no image topic {" or ".join(candidates)} '
+                               f'(it has: {", ".join(sorted(available)) or "no topics"})')
+            continue
+        msgtype = available[topic][0]
+        if msgtype not in ROLE_TYPES[role]:
+            raise BagError(f'bag {path}: {topic} carries {msgtype}, expected '
+                           f'{" or ".join(ROLE_TYPES[role])}')
+        found[role] = (topic, msgtype)
+    return CameraLayout(found)
+
+
+@dataclass
+class PartCounts:
+    """Messages of one ground-truth topic (or camera_info): matched to an image stamp within
+    the slop, unmatched (no image that near, or another message nearer to it), and matched
+    but undecodable (corrupt compressed data)."""
+
+    matched: int = 0
+    unmatched: int = 0
+    undecodable: int = 0
+
+
+@dataclass
+class FrameStats:
+    """How a camera bag's messages became frames; nothing is dropped without a count."""
+
+    images: int = 0
+    duplicate_image_stamps: int = 0
+    undecodable_images: int = 0
+    parts: dict[str, PartCounts] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {'images': self.images, 'duplicate_image_stamps': self.duplicate_image_stamps,
+                'undecodable_images': self.undecodable_images,
+                **{role: vars(counts) for role, counts in self.parts.items()}}
+
+
+def match_nearest(image_stamps: np.ndarray, stamps: list[int], slop_ns: int) -> dict[int, int]:
+    """Message index -> image stamp: each message goes to the image stamp nearest to its own,
+    if within slop_ns, and each image takes at most one message (the nearest; the earlier on a
+    tie), like message_filters' ApproximateTime for two topics. image_stamps: sorted, unique."""
+    best: dict[int, tuple[int, int]] = {}  # image stamp -> (distance, message index)
+    if image_stamps.size:
+        for index, stamp in enumerate(stamps):
+            position = int(np.searchsorted(image_stamps, stamp))
+            neighbours = image_stamps[max(position - 1, 0):position + 1]
+            nearest = int(neighbours[np.argmin(np.abs(neighbours - stamp))])
+            distance = abs(nearest - stamp)
+            if distance <= slop_ns and (nearest not in best or distance < best[nearest][0]):
+                best[nearest] = (distance, index)
+    return {index: stamp for stamp, (_, index) in best.items()}
+
+
+@dataclass
+class _Plan:
+    """Which message of which topic (by its order in the bag) belongs to which frame."""
+
+    layout: CameraLayout
+    images: dict[int, int]                   # index on the image topic -> stamp (first kept)
+    parts: dict[str, dict[int, int]]         # role -> message index -> image stamp
+    expected: dict[int, set[str]]            # image stamp -> roles of that frame
+
+
+def _plan(path: str | Path, layout: CameraLayout, stats: FrameStats, slop_ns: int) -> _Plan:
+    topics = {topic: role for role, (topic, _) in layout.topics.items()}
+    stamps: dict[str, list[int]] = {role: [] for role in layout.topics}
+    for message in iter_raw(path, topics):
+        stamps[topics[message.topic]].append(codec.header_stamp_ns(message.data))
+    images: dict[int, int] = {}
+    seen: set[int] = set()
+    for index, stamp in enumerate(stamps['image']):
+        if stamp in seen:
+            stats.duplicate_image_stamps += 1
+        else:
+            seen.add(stamp)
+            images[index] = stamp
+    stats.images = len(images)
+    image_stamps = np.array(sorted(seen), dtype=np.int64)
+    expected = {stamp: {'image'} for stamp in seen}
+    parts = {}
+    for role in GROUND_TRUTH_ROLES:
+        if role not in stamps:
+            continue
+        parts[role] = match_nearest(image_stamps, stamps[role], slop_ns)
+        stats.parts[role] = PartCounts(matched=len(parts[role]),
+                                       unmatched=len(stamps[role]) - len(parts[role]))
+        for stamp in parts[role].values():
+            expected[stamp].add(role)
+    return _Plan(layout, images, parts, expected)
+
+
+def _decode(role: str, msg: Any, topic: str) -> np.ndarray:
+    """One part of a frame; ImageCodecError for corrupt compressed data, BagError otherwise."""
+    try:
+        if role == 'image':
+            return codec.decode_rgb(msg, topic)
+        if role == 'depth':
+            return codec.decode_depth(msg, topic)
+        if role == 'labels':
+            return codec.decode_labels(msg, topic)
+        return codec.camera_matrix(msg)
+    except ImageCodecError as error:
+        if error.field == 'format':  # the topic's format, not one damaged message
+            raise BagError(f'{topic}: {error}') from error
+        raise
+
+
+def _check_sizes(frame: CameraFrame, layout: CameraLayout) -> None:
     expected = frame.image.shape[:2]
-    for name, array in ((topics.depth_gt, frame.depth), (topics.labels_gt, frame.labels)):
+    for role, array in (('depth', frame.depth), ('labels', frame.labels)):
         if array is not None and array.shape[:2] != expected:
             raise BagError(
-                f'frame at stamp {frame.stamp_ns} ns: {name} is {array.shape[1]}x{array.shape[0]} '
-                f'but {topics.image} is {expected[1]}x{expected[0]} (width x height); '
-                'ground truth must have the image size')
-
-
-def camera_topics_present(path: str | Path, topics: CameraTopics) -> set[str]:
-    """Which of the camera layout's topics the bag has; raises if the image topic is missing
-    or a topic has the wrong message type."""
-    available = bag_topics(path)
-    if topics.image not in available:
-        raise BagError(f'bag {path} has no image topic {topics.image} '
-                       f'(it has: {", ".join(sorted(available)) or "no topics"})')
-    expected = {topics.image: IMAGE_TYPE, topics.depth_gt: IMAGE_TYPE,
-                topics.labels_gt: IMAGE_TYPE, topics.camera_info: CAMERA_INFO_TYPE}
-    present = set()
-    for topic, msgtype in expected.items():
-        if topic in available:
-            if available[topic][0] != msgtype:
-                raise BagError(f'bag {path}: {topic} carries {available[topic][0]}, '
-                               f'expected {msgtype}')
-            present.add(topic)
-    return present
+                f'frame at stamp {frame.stamp_ns} ns: {layout.topic(role)} is '
+                f'{array.shape[1]}x{array.shape[0]} but {layout.topic("image")} is '
+                f'{expected[1]}x{expected[0]} (width x height); ground truth must have the '
+                'image size')
 
 
 def iter_camera_frames(path: str | Path, topics: CameraTopics = CameraTopics(),
-                       stats: FrameStats | None = None) -> Iterator[CameraFrame]:
-    """Frames of a camera bag in log-time order, paired by header stamp.
+                       stats: FrameStats | None = None,
+                       slop_ns: int = DEFAULT_SLOP_NS) -> Iterator[CameraFrame]:
+    """Frames of a camera bag (layout: `camera_layout`), each yielded once all its parts
+    arrived, in the bag's log-time order.
 
-    A frame is complete when every present topic delivered its message for that stamp; bags
-    recorded live may interleave frames, so incomplete frames wait (bounded by the bag's
-    interleaving) and are flushed at the end with their missing parts as None.
+    Ground truth and camera_info are matched to images by header stamp, approximately: each
+    message to the nearest image stamp within slop_ns nanoseconds (`match_nearest`). Two
+    passes: the first reads only the stamps, so frames are complete as soon as their last
+    part is read (bags recorded live interleave topics). Images with corrupt compressed data
+    are skipped, corrupt ground truth left out; `stats` counts everything.
     """
     stats = stats if stats is not None else FrameStats()
-    present = camera_topics_present(path, topics)
+    layout = camera_layout(path, topics)
+    plan = _plan(path, layout, stats, slop_ns)
+    roles = {topic: role for role, (topic, _) in layout.topics.items()}
+    counters = dict.fromkeys(roles, 0)
     pending: dict[int, tuple[CameraFrame, set[str]]] = {}
-    seen_image_stamps: set[int] = set()
-    for message in iter_raw(path, present):
-        msg = codec.deserialize(message.data, message.msgtype)
-        stamp = codec.stamp_ns_of(msg)
-        if message.topic == topics.image:
-            if stamp in seen_image_stamps:
-                stats.duplicate_stamps += 1
-                continue
-            seen_image_stamps.add(stamp)
-        frame, arrived = pending.setdefault(stamp, (CameraFrame(stamp), set()))
-        _decode_into(frame, message.topic, msg, topics)
-        arrived.add(message.topic)
-        if arrived == present:
-            del pending[stamp]
-            _check_sizes(frame, topics)
-            stats.stamps.append(stamp)
-            yield frame
-    for stamp in sorted(pending):
-        frame, _ = pending[stamp]
-        if frame.image is None:
-            stats.ground_truth_without_image += 1
+    for message in iter_raw(path, roles):
+        role, index = roles[message.topic], counters[message.topic]
+        counters[message.topic] += 1
+        stamp = plan.images.get(index) if role == 'image' else plan.parts[role].get(index)
+        if stamp is None:
             continue
-        _check_sizes(frame, topics)
-        stats.stamps.append(stamp)
-        yield frame
+        frame, remaining = pending.setdefault(stamp, (CameraFrame(stamp),
+                                                      set(plan.expected[stamp])))
+        try:
+            value = _decode(role, codec.deserialize(message.data, message.msgtype),
+                            message.topic)
+        except ImageCodecError:
+            if role == 'image':
+                stats.undecodable_images += 1
+            else:
+                stats.parts[role].undecodable += 1
+        else:
+            setattr(frame, _FRAME_FIELDS[role], value)
+        remaining.discard(role)
+        if not remaining:
+            del pending[stamp]
+            if frame.image is not None:  # else its image was undecodable: the frame is lost
+                _check_sizes(frame, layout)
+                yield frame

@@ -14,7 +14,13 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from jointdistill_core.bags import codec
-from jointdistill_core.bags.layout import STORAGES, TYPESTORE, BagError, CameraTopics
+from jointdistill_core.bags.layout import (
+    COMPRESSED_SUFFIX,
+    STORAGES,
+    TYPESTORE,
+    BagError,
+    CameraTopics,
+)
 
 _PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
@@ -85,11 +91,20 @@ class BagWriter:
 
     def write_frame(self, stamp_ns: int, image: np.ndarray, depth: np.ndarray | None = None,
                     labels: np.ndarray | None = None, K: np.ndarray | None = None,
-                    topics: CameraTopics = CameraTopics()) -> None:
+                    topics: CameraTopics = CameraTopics(), compression: str | None = None
+                    ) -> None:
         """One camera frame: image (H, W, 3) uint8 RGB; depth (H, W) metres, 0 or NaN invalid
-        (written as 32FC1 with NaN); labels (H, W) class ids, 255 void (mono8); K (3, 3)."""
+        (written as 32FC1 with NaN); labels (H, W) class ids, 255 void (mono8); K (3, 3).
+        compression None: the image as rgb8 Image on topics.image; 'jpeg' or 'png': as
+        CompressedImage on topics.image + '/compressed' (image_transport's name)."""
         height, width = image.shape[:2]
-        self.write_message(topics.image, codec.encode_image(image, 'rgb8', stamp_ns), stamp_ns)
+        if compression is None:
+            self.write_message(topics.image, codec.encode_image(image, 'rgb8', stamp_ns),
+                               stamp_ns)
+        else:
+            self.write_message(topics.image + COMPRESSED_SUFFIX,
+                               codec.encode_compressed_image(image, compression, stamp_ns),
+                               stamp_ns)
         if K is not None:
             self.write_message(topics.camera_info,
                                codec.encode_camera_info(K, height, width, stamp_ns), stamp_ns)

@@ -9,20 +9,36 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jointdistill_core.bags.layout import STORAGES, BagError, CameraTopics, OutputTopics
-from jointdistill_core.classes import DEFAULT_NUM_CLASSES
+from jointdistill_core.bags.codec import COMPRESSIONS
+from jointdistill_core.bags.layout import (
+    DEFAULT_FRAME_TIMEOUT_S,
+    DEFAULT_SLOP_NS,
+    STORAGES,
+    BagError,
+    CameraTopics,
+    OutputTopics,
+)
 from jointdistill_core.cli import CliError
-from jointdistill_core.cli.arguments import positive_float, positive_int, size_argument, topic_name
+from jointdistill_core.cli.arguments import (
+    device_name,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    size_argument,
+    topic_name,
+)
 
 
 def add_camera_topic_options(parser: argparse.ArgumentParser) -> None:
     """The --*-topic options naming the camera topics of a bag."""
     defaults = CameraTopics()
     parser.add_argument('--image-topic', default=defaults.image, type=topic_name,
-                        help='input image (rgb8/bgr8/mono8)')
+                        help='input image: sensor_msgs/Image, or CompressedImage (JPEG, PNG); '
+                             'TOPIC/compressed when the bag has only that')
     parser.add_argument('--camera-info-topic', default=defaults.camera_info, type=topic_name)
     parser.add_argument('--depth-gt-topic', default=defaults.depth_gt, type=topic_name,
-                        help='ground-truth depth (32FC1 metres or 16UC1 mm)')
+                        help='ground-truth depth: 32FC1 metres, 16UC1 mm, or compressedDepth '
+                             'PNG (TOPIC/compressedDepth when the bag has only that)')
     parser.add_argument('--labels-gt-topic', default=defaults.labels_gt, type=topic_name,
                         help='ground-truth labels (mono8, 255 void)')
 
@@ -38,11 +54,13 @@ def _make(args: argparse.Namespace) -> int:
     height, width = args.size
     try:
         path = make_synthetic_bag(args.out, args.frames, height, width, args.rate, args.storage,
-                                  args.seed, args.force, camera_topics(args))
+                                  args.seed, args.force, camera_topics(args),
+                                  compression=args.compressed)
     except BagError as error:
         raise CliError(str(error)) from None
+    images = f'{args.compressed} CompressedImage' if args.compressed else 'raw images'
     print(f'wrote {path} ({args.frames} frames, {width}x{height}, {args.rate:g} Hz, '
-          f'{args.storage})')
+          f'{args.storage}, {images})')
     return 0
 
 
@@ -74,31 +92,61 @@ def _info(args: argparse.Namespace) -> int:
 
 
 LIVE_EVAL_NEEDS_ROS = (
-    'live evaluation (--model) runs the ROS perception node: use the full jointdistill command '
-    'of jointdistill_ros (`jointdistill` or `python -m jointdistill_ros`); this ROS-free CLI '
-    'evaluates recorded outputs only (--outputs)')
+    'live evaluation (without --outputs) runs the ROS perception node: use the full '
+    'jointdistill command of jointdistill_ros (`jointdistill` or `python -m jointdistill_ros`); '
+    'this ROS-free CLI evaluates recorded outputs only (--outputs)')
+LIVE_ONLY_OPTIONS = ('record', 'realtime', 'rate', 'params_file', 'frame_timeout')
+
+
+def _eval_model(model: Path | None) -> tuple[Path, int]:
+    """The model (default: the shipped student) and its class count; CliError if unusable."""
+    from jointdistill_core.inference import model_num_classes
+    from jointdistill_core.shipped import default_model_path
+    model = model if model is not None else default_model_path()
+    if not model.is_file() and not model.with_name(model.name + '.safetensors').is_file():
+        raise CliError(f'--model: {model} does not exist' + (
+            '' if model != default_model_path() else ' (the shipped student is not installed '
+            'with this package: name a checkpoint or export with --model)'))
+    try:
+        num_classes = model_num_classes(model)
+    except ValueError as error:
+        raise CliError(f'--model: {error}') from None
+    if num_classes is None:
+        raise CliError(f'--model: {model} predicts no segmentation; bag eval scores networks '
+                       'that predict depth and labels')
+    return model, num_classes
 
 
 def _eval(args: argparse.Namespace) -> int:
-    live = args.model is not None
-    if live == (args.outputs is not None):
-        raise CliError('give exactly one of --model (live: run the node) or --outputs '
-                       '(offline: a bag of recorded node outputs)')
+    live = args.outputs is None
+    defaults = {'record': None, 'realtime': False, 'rate': None, 'params_file': None,
+                'frame_timeout': None}
     if live and args.live_eval is None:
         raise CliError(LIVE_EVAL_NEEDS_ROS)
-    if not live and args.record is not None:
-        raise CliError('--record applies to live evaluation only (--model)')
+    if not live:
+        given = [name for name in LIVE_ONLY_OPTIONS if getattr(args, name) != defaults[name]]
+        if given:
+            raise CliError(f"--{given[0].replace('_', '-')} applies to live evaluation only "
+                           '(without --outputs)')
+    if args.rate is not None and not args.realtime:
+        raise CliError('--rate sets the speed of --realtime replay; the default lock-step '
+                       'replay waits for the node instead')
+    model, num_classes = _eval_model(args.model)
     outputs = OutputTopics(args.depth_topic, args.labels_topic)
+    slop_ns = round(args.slop * 1e9)
     from jointdistill_core.bags.evaluation import format_summary, run_offline_eval
     try:
         if live:
-            report = args.live_eval(args.bag, args.model, args.out, rate=args.rate,
-                                    topics=camera_topics(args), output_topics=outputs,
-                                    record=args.record, device=args.device,
-                                    num_classes=args.num_classes, force=args.force)
+            report = args.live_eval(
+                args.bag, model, args.out, num_classes=num_classes, realtime=args.realtime,
+                rate=args.rate or 1.0, topics=camera_topics(args), output_topics=outputs,
+                record=args.record, device=args.device, params_file=args.params_file,
+                frame_timeout_s=args.frame_timeout or DEFAULT_FRAME_TIMEOUT_S,
+                slop_ns=slop_ns, force=args.force)
         else:
-            report = run_offline_eval(args.bag, args.outputs, args.out, camera_topics(args),
-                                      outputs, num_classes=args.num_classes, force=args.force)
+            report = run_offline_eval(args.bag, args.outputs, args.out, num_classes,
+                                      camera_topics(args), outputs, force=args.force,
+                                      slop_ns=slop_ns, run_info={'model': str(model)})
     except BagError as error:
         raise CliError(str(error)) from None
     print(format_summary(report))
@@ -122,6 +170,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument('--seed', type=int, default=None,
                       help='scene seed of frame 0 '
                            '(default: first seed of the synthetic test split)')
+    make.add_argument('--compressed', choices=COMPRESSIONS, default=None,
+                      help='write the camera image as sensor_msgs/CompressedImage on '
+                           'IMAGE_TOPIC/compressed, as image_transport does (ground truth stays '
+                           'lossless)')
     make.add_argument('--force', action='store_true', help='replace an existing bag')
     add_camera_topic_options(make)
     make.set_defaults(handler=_make)
@@ -143,22 +195,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument('bag', type=Path)
     info.set_defaults(handler=_info)
 
-    evaluate = verbs.add_parser('eval', help='metrics, latency and figures of the perception node '
-                                             'on a bag (live) or on recorded outputs (offline)')
+    evaluate = verbs.add_parser(
+        'eval', help='metrics, latency and figures of the perception node on a bag (live) or '
+                     'on recorded outputs (offline)',
+        description='Live (default): start the perception node, replay the bag into it and '
+                    'score its outputs; lock-step replay evaluates every frame, --realtime '
+                    'replays at the bag\'s timing. Offline (--outputs): score recorded outputs.')
     evaluate.add_argument('--bag', required=True, type=Path,
-                          help='input camera bag with ground truth')
+                          help='input camera bag (ground truth optional)')
     evaluate.add_argument('--model', type=Path, default=None,
-                          help='live: checkpoint for the perception node started by this command')
+                          help='checkpoint or export the node runs (live) or that produced '
+                               '--outputs; its class count is used (default: the shipped '
+                               'student)')
     evaluate.add_argument('--outputs', type=Path, default=None,
                           help="offline: bag of the node's recorded output topics")
     evaluate.add_argument('--out', required=True, type=Path, help='report directory')
-    evaluate.add_argument('--rate', type=positive_float, default=1.0,
-                          help='live replay speed factor')
-    evaluate.add_argument('--device', default='cpu', help="live: the node's device (cpu, cuda)")
+    evaluate.add_argument('--device', default='auto', type=device_name,
+                          help="live: the node's device: auto, cpu or cuda (default: auto)")
+    evaluate.add_argument('--realtime', action='store_true',
+                          help="live: replay at the bag's timing (scaled by --rate): latency "
+                               'and drops under real load, instead of lock-step')
+    evaluate.add_argument('--rate', type=positive_float, default=None,
+                          help='--realtime replay speed factor (default 1)')
+    evaluate.add_argument('--frame-timeout', type=positive_float, default=None,
+                          help='lock-step: seconds to wait for the outputs of a frame before '
+                               f'the next one (default {DEFAULT_FRAME_TIMEOUT_S:g})')
+    evaluate.add_argument('--params-file', type=Path, default=None,
+                          help='live: node parameters (ROS YAML like config/jointdistill.yaml); '
+                               'model_path, device, topics and transport come from this command')
+    evaluate.add_argument('--slop', type=non_negative_float, default=DEFAULT_SLOP_NS / 1e9,
+                          help='seconds: ground truth and camera_info match the image with the '
+                               'nearest header stamp within this (default '
+                               f'{DEFAULT_SLOP_NS / 1e9:g})')
     evaluate.add_argument('--record', type=Path, default=None,
                           help='live: also write the received outputs into this mcap bag')
-    evaluate.add_argument('--num-classes', type=positive_int, default=DEFAULT_NUM_CLASSES,
-                          help='number of segmentation classes (7 = Cityscapes-7)')
     evaluate.add_argument('--force', action='store_true', help='write into a non-empty --out')
     defaults = OutputTopics()
     evaluate.add_argument('--depth-topic', default=defaults.depth, type=topic_name,

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f'--data {args.data}: split {args.split!r} is empty')
     with torch.inference_mode():
         if args.protocol == 'predictor':
-            metrics = _predictor_metrics(model, meta, input_size, args.device, dataset,
+            metrics = _predictor_metrics(args.checkpoint, input_size, args.device, dataset,
                                          data_classes)
         else:
             metrics = _network_metrics(model, dataset, data_classes, device, args.batch_size)
@@ -148,13 +148,14 @@ def _network_metrics(model, dataset, num_classes: int, device, batch_size: int) 
                        'or use --protocol predictor') from None
 
 
-def _predictor_metrics(model, meta: dict, input_size, device: str, dataset,
+def _predictor_metrics(checkpoint: str, input_size, device: str, dataset,
                        num_classes: int) -> dict:
     from jointdistill_core.inference import Predictor
     from jointdistill_core.training.evaluate import evaluate_predictor
     try:
-        predictor = Predictor.from_model(model, input_size or tuple(meta['input_size']),
-                                         device=device)
+        # Eager PyTorch: frames of many sizes would each need their own onnxruntime session.
+        predictor = Predictor.from_path(checkpoint, device=device, backend='torch',
+                                        input_size=input_size, strict_device=True)
     except ValueError as error:
         raise CliError(str(error)) from None
     return evaluate_predictor(predictor, dataset, num_classes, progress=True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.cli import CliError
-from jointdistill_core.cli.arguments import size_argument
+from jointdistill_core.cli.arguments import device_name, size_argument
 from jointdistill_core.tasks import TASKS
 
 OPTION_EXAMPLES = {'seg': 'class_map=ade20k_to_7', 'depth': 'depth_kind=relative_inverse'}
@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--image', action='append', default=[], metavar='FILE',
                         help='an image to run the teachers on (repeatable); needs --out')
     parser.add_argument('--out', help='folder for teachers.png')
-    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    parser.add_argument('--device', default='auto', type=device_name,
+                        help='auto, cpu, cuda or cuda:N (default: auto); no CPU fallback')
     parser.set_defaults(handler=run)
 
 
@@ -76,14 +77,19 @@ def run(args: argparse.Namespace) -> int:
     """The `teacher` command; CliError names a bad teacher, option or image."""
     import torch
 
+    from jointdistill_core.device import DeviceUnavailableError, resolve_device
     from jointdistill_core.teachers import TeacherError, build_teacher
     if not (args.seg or args.depth):
         raise CliError('give --seg PATH and/or --depth PATH')
     if args.image and not args.out:
         raise CliError('--image needs --out (the folder for teachers.png)')
+    try:
+        device = str(resolve_device(args.device))
+    except DeviceUnavailableError as error:
+        raise CliError(f'--device: {error}') from None
     images = _probe_images(args.image, args.size)
     batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(255.0)
-    batch = batch.to(args.device)
+    batch = batch.to(device)
     outputs = {}
     for task in TASKS:
         path = getattr(args, task)
@@ -91,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         config = teacher_config(path, getattr(args, f'{task}_opt'), task)
         try:
-            teacher = build_teacher(config, task, args.device)
+            teacher = build_teacher(config, task, device)
             outputs[task] = teacher.check(batch, args.classes)
         except (TeacherError, ValueError, OSError) as error:
             key = getattr(error, 'key', 'path')

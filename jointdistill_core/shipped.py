@@ -1,5 +1,10 @@
 """Files the package ships (config/, models/): the installed copy in share/jointdistill_ros
-when the package is installed (colcon, pip), else the source tree's."""
+when the ament package is installed (colcon, pip of the full package), else the source tree's.
+
+ROS-free: ament_index_python (a pure-Python package of ROS installs and the venv's ROS wheels)
+is used where it imports; a core-only install has neither it nor the shipped models, and
+`default_model_path` then names a file that does not exist (callers say so).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +12,7 @@ from pathlib import Path
 PACKAGE = 'jointdistill_ros'
 # The folder holding jointdistill_core, jointdistill_ros, config/ and models/ in a checkout.
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_MODEL = 'jointdistill_student.safetensors'
 
 
 def shipped_file(folder: str, name: str) -> Path:
@@ -19,3 +25,9 @@ def shipped_file(folder: str, name: str) -> Path:
     except (ImportError, LookupError, ValueError, OSError):
         pass
     return SOURCE_ROOT / folder / name
+
+
+def default_model_path() -> Path:
+    """The shipped student (models/ of the installed package, else of the source tree): the
+    model of the node, `bag eval` and the demo when none is named."""
+    return shipped_file('models', SHIPPED_MODEL)
