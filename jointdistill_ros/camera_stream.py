@@ -45,6 +45,9 @@ OUTPUT_TOPICS: dict[str, tuple[type, str]] = {
     'points': (PointCloud2, 'points'),
 }
 VISUAL_OUTPUTS = ('depth_color', 'labels_color', 'overlay', 'points')
+# Far end of the depth colour map when max_depth_color is 0 (metres): a canonical-camera
+# model caps at hundreds of metres, which would paint every street one colour.
+DEFAULT_COLOR_FAR_M = 80.0
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ class CameraStream:
         out['labels'].publish(numpy_to_imgmsg(labels, 'mono8', header))
         wanted = {key for key in VISUAL_OUTPUTS if out[key].get_subscription_count() > 0}
         if 'depth_color' in wanted:
-            far = settings.max_depth_color or float(max_depth)
+            far = settings.max_depth_color or min(float(max_depth), DEFAULT_COLOR_FAR_M)
             out['depth_color'].publish(numpy_to_imgmsg(colorize_depth(depth, far), 'rgb8', header))
         label_colors = colorize_labels(labels, num_classes) \
             if wanted & {'labels_color', 'overlay', 'points'} else None

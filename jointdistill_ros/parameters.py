@@ -102,7 +102,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('overlay_alpha', 0.5, 'Weight of the class colours in segmentation/overlay.',
                   float_range=(0.0, 1.0)),
     ParameterSpec('max_depth_color', 0.0, 'Depth in metres mapped to the far end of the '
-                  'depth/color map; 0 = the model\'s maximum depth.', float_range=(0.0, 1000.0)),
+                  'depth/color map; 0 = the model\'s maximum depth, at most 80 m.',
+                  float_range=(0.0, 1000.0)),
     ParameterSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
                   float_range=(0.1, 60.0)),
     ParameterSpec('autostart', False, 'Configure and activate at start-up (for runs without '
