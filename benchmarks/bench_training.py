@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from benchmarks.bench_models import load_network
-from jointdistill_core.checkpoint import save_checkpoint
+from jointdistill_core.checkpoint import read_checkpoint_config, save_checkpoint
 from jointdistill_core.distill import METHODS
 from jointdistill_core.tasks import TASKS
 from jointdistill_core.training.config import load_train_config
@@ -50,6 +50,11 @@ def _trainer(method: str, teachers: dict[str, Path], size: tuple[int, int], batc
                  'data.augment=false', f'device={device}', f'out={scratch / method}']
     overrides += [f'teachers.{task}.path={teachers[task]}'
                   for task in METHODS[method].teachers_needed]
+    if 'depth' in METHODS[method].teachers_needed:
+        # The student predicts depth for the depth teacher's camera (the trainer refuses a
+        # mismatch); the shipped teachers use a canonical camera, random ones do not.
+        focal = read_checkpoint_config(teachers['depth'])['model'].get('canonical_focal_px')
+        overrides.append(f"model.kwargs.canonical_focal_px={'null' if focal is None else focal}")
     overrides += list(extra)
     trainer = Trainer(load_train_config(path, overrides), progress=False)
     trainer.setup()
