@@ -159,6 +159,11 @@ def test_one_node_serves_three_cameras_like_the_predictor_on_each(ros_env, tmp_p
         probe.spin_until(lambda: all(p.get_subscription_count() for p in images.values())
                          and all(p.get_subscription_count() for p in infos.values()), 90,
                          f'the node to subscribe to every camera (log: {node_process.log_path})')
+        # The node keeps the newest CameraInfo; give the first ones time to arrive on a loaded
+        # machine (each round publishes its own again before its images).
+        for name, (size, _, K) in CAMERAS.items():
+            infos[name].publish(camera_info(Header(frame_id=f'{name}_optical'), size, K))
+        probe.spin_for(2.0)
         for index in range(FRAMES_PER_CAMERA):
             messages = {}
             for camera_index, (name, (size, transport, K)) in enumerate(CAMERAS.items()):
