@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_train_config(args.config, overrides)
         _refuse_to_overwrite_a_run(Path(config.out), args)
         result = train(config, resume=args.resume, progress=not args.no_progress,
-                       stop_at=args.stop_at)
+                       stop_at=args.stop_at, command=args.command_line)
     except (ConfigError, TrainingError) as error:
         raise CliError(str(error)) from None
     if result.last_metrics:
