@@ -7,6 +7,7 @@ well it does, written from the checkpoint's JSON (its provenance, jointdistill_c
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from jointdistill_core.checkpoint import (
@@ -86,7 +87,7 @@ def model_card(checkpoint: str | Path, title: str | None = None,
         lines += ['', '## Teachers', '', 'None: trained from labels only.']
     if provenance.get('command'):
         lines += ['', '## Command', '', '```bash', provenance['command'], '```']
-    if extra.get('metrics'):
+    if any(isinstance(v, float) and math.isfinite(v) for v in extra.get('metrics', {}).values()):
         lines += ['', f'## Validation metrics (step {extra.get("step", "?")})', '',
                   format_table(extra['metrics'])]
     for heading, metrics in (evaluation or {}).items():

@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = [
     'evaluate',
     'export',
     'teacher',
+    'distill',
     'study',
 ]
 

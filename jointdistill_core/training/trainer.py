@@ -119,8 +119,8 @@ class LossModule(nn.Module):
     def forward(self, batch: Sample, teacher_outs: dict[str, ModelOutput]
                 ) -> dict[str, torch.Tensor]:
         student_out = self.student(batch['image'])
-        if not self.method.uses_labels:
-            batch = {key: value for key, value in batch.items() if key not in ('labels', 'depth')}
+        hidden = {'labels', 'depth'} - set(self.method.label_keys)
+        batch = {key: value for key, value in batch.items() if key not in hidden}
         return self.method.losses(batch, student_out, teacher_outs)
 
 
@@ -531,7 +531,9 @@ class Trainer:
         if self.dist.is_main:
             metrics = self._validate()
             score = selection_score(metrics, self.config.task)
-            is_best = score > self.best_score
+            # A validation split without ground truth (an unlabelled recording) scores -inf
+            # every time: nothing to choose by, so `best` follows the latest.
+            is_best = score > self.best_score or score == -math.inf
             self.best_score = max(score, self.best_score)
             logger.log(self.step, {**{f'val/{k}': v for k, v in metrics.items()},
                                    'val/score': score})
