@@ -32,10 +32,13 @@ from benchmarks.foreign_teachers import (
     CITYSCAPES_19,
     export_onnx,
     inverse_depth_onnx,
+    run_command,
     widen_seg_onnx,
 )
 from jointdistill_core.checkpoint import load_checkpoint
 from jointdistill_core.data.registry import build_dataset
+from jointdistill_core.device import resolve_device
+from jointdistill_core.provenance import file_sha256
 from jointdistill_core.training import load_train_config, train
 from jointdistill_core.training.evaluate import evaluate_model
 
@@ -47,14 +50,12 @@ FRAMES = {'train': 800, 'val': 100, 'test': 200}
 PAD_LOGIT = -1e4
 
 
-def render_data(out: Path, size: str) -> str:
+def render_data(out: Path, size: str, workers: int) -> str:
     """Synthetic scenes written once (FRAMES per split), shared by every run."""
-    from jointdistill_core.cli import main
     for split, count in FRAMES.items():
         if not (out / split).is_dir():
-            if main(['data', 'synth', '--out', str(out), '--split', split, '--num', str(count),
-                     '--size', size]) != 0:
-                raise RuntimeError(f'rendering the {split} split failed (message above)')
+            run_command(['data', 'synth', '--out', str(out), '--split', split, '--num',
+                         str(count), '--size', size, '--workers', str(workers)])
     return f'synthetic:{out}'
 
 
@@ -82,7 +83,7 @@ def student_kwargs(depth_teacher: Path) -> dict:
 
 
 def run_config(data: str, size: str, student: dict, teacher_section: dict, steps: int,
-               seed: int, out: Path) -> dict:
+               seed: int, out: Path, device: str) -> dict:
     """The training config of one run (both paths identical but for `teacher_section`)."""
     return {'task': 'multi', 'model': {'arch': 'student', 'kwargs': student},
             'method': {'name': 'jointdistill',
@@ -92,7 +93,7 @@ def run_config(data: str, size: str, student: dict, teacher_section: dict, steps
             'data': {'spec': data, 'size': size, 'batch_size': 8, 'augment': False},
             'optim': {'lr': 2e-3}, 'schedule': {'name': 'cosine', 'warmup': steps // 10},
             'steps': steps, 'val_every': steps, 'log_every': max(1, steps // 10), 'seed': seed,
-            'out': str(out)}
+            'out': str(out), 'device': device}
 
 
 def evaluate_on_test(run_dir: Path, data: str, size: str,
@@ -181,13 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--steps', type=int, default=300)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--size', default='64x128')
+    parser.add_argument('--device', default='auto', help='training device (auto, cpu, cuda)')
+    parser.add_argument('--workers', type=int, default=1, help='processes rendering the data')
     args = parser.parse_args(argv)
     if len(args.seeds) < 2:
         parser.error('--seeds: give at least two seeds (the spread needs them)')
     import sys
     command = ' '.join(['python -m benchmarks.adapter_comparison',
                        *(sys.argv[1:] if argv is None else argv)])
-    data = render_data(args.out / 'data', args.size)
+    data = render_data(args.out / 'data', args.size, args.workers)
     sections = teachers(args.seg_teacher, args.depth_teacher, args.out / 'teachers', args.size)
     student = student_kwargs(args.depth_teacher)
     results: dict[str, dict[int, dict[str, float]]] = {path: {} for path in PATHS}
@@ -196,17 +199,23 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = args.out / f'{path}_seed{seed}'
             config_path = args.out / f'{path}_seed{seed}.yaml'
             config_path.write_text(yaml.safe_dump(run_config(
-                data, args.size, student, sections[path], args.steps, seed, run_dir)))
+                data, args.size, student, sections[path], args.steps, seed, run_dir,
+                args.device)))
             config = load_train_config(config_path)
-            result = train(config, progress=True)
-            results[path][seed] = evaluate_on_test(run_dir, data, args.size, torch.device('cpu'))
+            result = train(config, progress=False)
+            results[path][seed] = evaluate_on_test(run_dir, data, args.size,
+                                                   resolve_device(args.device))
             print(f'{path} seed {seed} ({result.wall_time_s:.0f} s): '
                   + ', '.join(f'{k} {v:.4f}' for k, v in results[path][seed].items()),
                   flush=True)
     summary = summarize(results)
     (args.out / 'comparison.json').write_text(json.dumps(
         {'results': results, 'summary': summary, 'steps': args.steps, 'size': args.size,
-         'command': command}, indent=2) + '\n')
+         'command': command, 'device': str(resolve_device(args.device)),
+         'torch': torch.__version__,
+         'teachers_sha256': {task: file_sha256(path) for task, path
+                             in (('seg', args.seg_teacher), ('depth', args.depth_teacher))}},
+        indent=2) + '\n')
     (args.out / 'comparison.md').write_text(markdown(results, summary, command))
     figure(results, summary, args.out / 'comparison.png')
     print((args.out / 'comparison.md').read_text())

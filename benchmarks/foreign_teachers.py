@@ -20,12 +20,24 @@ CATEGORY_POSITIONS = [1, 4, 5, 9, 10, 12, 16]
 CITYSCAPES_19 = 19
 
 
+def run_command(argv: list[str]) -> None:
+    """`jointdistill ARGV` through a parser holding only that subcommand, so nothing the others
+    import (rosbags for `bag`) is needed; RuntimeError when it fails."""
+    import argparse
+    import importlib
+
+    from jointdistill_core.cli import main
+    parser = argparse.ArgumentParser(prog='jointdistill')
+    subcommands = parser.add_subparsers(dest='command', required=True)
+    importlib.import_module(f'jointdistill_core.cli.{argv[0]}').register(subcommands)
+    if main(argv, parser) != 0:
+        raise RuntimeError(f'jointdistill {" ".join(argv)} failed (message above)')
+
+
 def export_onnx(checkpoint: Path, out: Path, size: str) -> Path:
     """`jointdistill export` of a checkpoint to ONNX at `size` ('HxW')."""
-    from jointdistill_core.cli import main
-    if main(['export', '--checkpoint', str(checkpoint), '--format', 'onnx', '--size', size,
-             '--out', str(out)]) != 0:
-        raise RuntimeError(f'jointdistill export of {checkpoint} failed (message above)')
+    run_command(['export', '--checkpoint', str(checkpoint), '--format', 'onnx', '--size', size,
+                 '--out', str(out)])
     return out
 
 

@@ -25,7 +25,8 @@ from teacher_fixtures import export_onnx, save_hf_model
 from test_trainer import save_tiny_teachers
 
 SIZE = (64, 128)
-TINY = ['--set', 'model.kwargs.width_mult=0.25', '--set', 'model.kwargs.decoder_channels=[16,16,16]']
+TINY = ['--set', 'model.kwargs.width_mult=0.25',
+        '--set', 'model.kwargs.decoder_channels=[16,16,16]']
 
 
 def write_frames(root: Path, count: int = 12) -> Path:

@@ -1,4 +1,4 @@
-"""`jointdistill distill`: distil two teachers into one student on your own data (a bag, a
+r"""`jointdistill distill`: distil two teachers into one student on your own data (a bag, a
 folder, any dataset spec), evaluate it on the held-back part, write the checkpoint, a model
 card and a report, and print the launch line (docs/your_robot.md).
 
@@ -118,11 +118,11 @@ def evaluate_held_back(request, plan, out: Path) -> tuple[dict[str, dict[str, fl
     the figure: the predictor protocol against ground truth where the part has any, and the
     agreement with the teachers always."""
     from jointdistill_core.data.registry import build_dataset
+    from jointdistill_core.device import resolve_device
     from jointdistill_core.inference import Predictor
     from jointdistill_core.teachers import build_teacher
     from jointdistill_core.training.distill import teacher_agreement
     from jointdistill_core.training.evaluate import evaluate_predictor
-    from jointdistill_core.device import resolve_device
     config = plan.config
     device = resolve_device(config.device)
     held_back_spec = config.data.val_spec or config.data.spec
@@ -159,6 +159,7 @@ def write_figure(frames, path: Path, classes: int) -> None:
 
 
 def launch_line(out: Path) -> str:
+    """The command that starts the perception node with the distilled student."""
     return ('ros2 launch jointdistill_ros jointdistill.launch.py '
             f'model_path:={_checkpoint(out)}.safetensors')
 
