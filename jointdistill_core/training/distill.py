@@ -108,10 +108,10 @@ def mixed_with(spec: str, extra: str, share: float) -> str:
 
 def _teacher_facts(config: TeacherConfig, task: str) -> tuple[str, str | None, float | None]:
     """(kind, depth kind, canonical focal px) of a teacher, read by building it on the CPU."""
-    from jointdistill_core.teachers import TeacherError, build_teacher
+    from jointdistill_core.teachers import build_teacher
     try:
         teacher = build_teacher(config, task, 'cpu')
-    except (TeacherError, OSError) as error:
+    except (ValueError, OSError) as error:  # TeacherError, CheckpointError, ONNX errors
         key = getattr(error, 'key', 'path')
         raise ConfigError(f'{task} teacher: {key}: {error}') from None
     return teacher.kind, teacher.depth_kind, teacher.canonical_focal_px
