@@ -1,6 +1,7 @@
 """`jointdistill distill`: the plan (method, metric scale, student camera, feature terms),
-the end-to-end command on unlabelled frames with transformers teachers and with labelled
-data, the report, and torchrun."""
+the end-to-end command from bags the project makes (Image and CompressedImage topics) with
+transformers teachers built from configurations (random weights) and with labelled data, the
+report, and torchrun (on a folder of frames)."""
 from __future__ import annotations
 
 import hashlib
@@ -108,13 +109,28 @@ def test_plan_errors_name_the_option(setting):
     assert mixed_with('a@2,b', 'synthetic', 0.5) == 'a@2,b,synthetic@3'
 
 
+@pytest.fixture(scope='module')
+def bags(setting) -> dict[str, Path]:
+    """Bags the project makes: the image as a raw Image topic and as a JPEG CompressedImage
+    topic, with camera_info and ground truth."""
+    made = {}
+    for name, extra in (('image', []), ('compressed', ['--compressed', 'jpeg'])):
+        made[name] = setting['root'] / f'bag_{name}'
+        assert main(['bag', 'make', '--out', str(made[name]), '--frames', '12', '--size',
+                     '64x128', *extra]) == 0
+    return made
+
+
 @pytest.mark.slow  # trains through the trainer
-def test_distill_from_transformers_teachers_on_unlabelled_frames(setting, tmp_path, capsys):
+@pytest.mark.parametrize('topic', ['image', 'compressed'])
+def test_distill_transformers_teachers_label_free_from_a_bag(setting, bags, topic, tmp_path,
+                                                             capsys):
     """SegFormer (19 classes through the Cityscapes map) and Depth Anything (relative inverse)
-    from transformers folders: label-free, the scale from synthetic frames, evaluated by
-    agreement on the held-back quarter; provenance, card, report and the launch line."""
+    from transformers folders, trained from a bag the project makes with its ground truth
+    ignored: label-free, the scale from synthetic frames, evaluated by agreement on the
+    held-back quarter; provenance, card, report and the launch line."""
     out = tmp_path / 'out'
-    data = f'folder:{setting["frames"]}?val=0.25'
+    data = f'bag:{bags[topic]}?depth=none&labels=none&val=0.25'
     assert main(['distill', '--data', data, '--seg-teacher', str(setting['segformer']),
                  '--seg-opt', 'class_map=cityscapes19_to_7',
                  '--depth-teacher', str(setting['depth_anything']), '--out', str(out),
@@ -152,12 +168,13 @@ def test_distill_from_transformers_teachers_on_unlabelled_frames(setting, tmp_pa
 
 
 @pytest.mark.slow  # trains through the trainer
-def test_distill_on_labelled_data_evaluates_against_ground_truth(setting, tmp_path):
+def test_distill_from_a_labelled_bag_evaluates_against_its_ground_truth(setting, bags,
+                                                                       tmp_path):
     out = tmp_path / 'out'
-    assert main(['distill', '--data', 'synthetic', '--seg-teacher', setting['seg'],
+    data = f'bag:{bags["compressed"]}?val=0.25'
+    assert main(['distill', '--data', data, '--seg-teacher', setting['seg'],
                  '--depth-teacher', setting['depth'], '--out', str(out), '--steps', '2',
                  '--size', '64x128', '--batch-size', '2', '--no-progress', *TINY,
-                 '--set', 'data.num_frames=8', '--set', 'data.val_frames=4',
                  '--set', 'method.params.eval_every=1', '--set', 'method.params.probe_size=2',
                  '--set', 'method.params.topk=8', '--set', 'method.params.buffer_size=2',
                  '--set', 'method.params.connector_channels=8']) == 0
@@ -167,8 +184,9 @@ def test_distill_on_labelled_data_evaluates_against_ground_truth(setting, tmp_pa
     agreement = next(m for h, m in evaluation.items() if h.startswith('Agreement'))
     assert {'agreement_abs_rel', 'agreement_delta1'} <= set(agreement)  # a metric teacher
     config = json.loads((out / 'best.json').read_text())['extra']['train_config']
-    assert config['method']['name'] == 'jointdistill'
-    assert main(['distill', '--data', 'synthetic', '--seg-teacher', setting['seg'],
+    assert config['method']['name'] == 'jointdistill'  # the bag has labels and depth
+    assert config['data']['spec'] == data  # nothing mixed in: a metric teacher
+    assert main(['distill', '--data', data, '--seg-teacher', setting['seg'],
                  '--depth-teacher', setting['depth'], '--out', str(out)]) == 2  # no overwrite
 
 

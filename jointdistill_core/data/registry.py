@@ -11,6 +11,8 @@ Spec forms (the `--data` argument of the commands):
                          ?every=N&val=F select frames and hold back the last part
                          (data/selection.py)
     camvid:DIR           CamVid in the SegNet layout, mapped to the 7 categories (no depth)
+    bag:PATH             a camera's rosbag2 recording (Image or CompressedImage, optional
+                         camera_info and ground truth; options in data/bag.py)
 
 Mixed data: several specs joined by commas, each with an optional `@WEIGHT`, for example
 `synthetic:data/synth@0.7,camvid:/data/CamVid@0.3`. Training draws from each part in
@@ -45,9 +47,10 @@ from jointdistill_core.data.sample import Sample, with_intrinsics
 from jointdistill_core.data.selection import FrameSelection, split_spec_options
 
 SPEC_FORMS = ('synthetic', 'synthetic:DIR', 'nyuv2:DIR', 'cityscapes:DIR', 'cityscapes19:DIR',
-              'folder:DIR', 'camvid:DIR')
+              'folder:DIR', 'camvid:DIR', 'bag:PATH')
 # Options a spec kind takes after '?' (data/selection.py).
-SPEC_OPTIONS = {'folder': ('every', 'val')}
+SPEC_OPTIONS = {'folder': ('every', 'val'),
+                'bag': ('image', 'camera_info', 'depth', 'labels', 'slop', 'every', 'gap', 'val')}
 # On-the-fly synthetic defaults when the caller gives no size / frame count.
 DEFAULT_SYNTHETIC_SIZE = (128, 256)
 DEFAULT_SYNTHETIC_FRAMES = {'train': 2000, 'val': 200, 'test': 200}
@@ -103,7 +106,10 @@ def _base_dataset(spec: str, split: str, size: tuple[int, int] | None,
     if unknown:
         raise DatasetError(f'{spec!r}: {kind} takes no option {", ".join(unknown)} '
                            f'(its options: {", ".join(allowed) or "none"})')
-    selection = FrameSelection.from_options(options, spec, default_val=0.0, has_time=False)
+    if kind == 'bag':
+        from jointdistill_core.data.bag import BagDataset
+        classes = num_classes or DEFAULT_NUM_CLASSES
+        return BagDataset(directory, options, split, spec, classes), classes
     if kind == 'synthetic' and directory is None:
         from jointdistill_core.data.synthetic import SyntheticStreetDataset
         if split not in DEFAULT_SYNTHETIC_FRAMES:
@@ -113,6 +119,7 @@ def _base_dataset(spec: str, split: str, size: tuple[int, int] | None,
         frames = num_frames if num_frames is not None else DEFAULT_SYNTHETIC_FRAMES[split]
         return SyntheticStreetDataset(split, frames, height, width), DEFAULT_NUM_CLASSES
     if kind == 'folder':
+        selection = FrameSelection.from_options(options, spec, default_val=0.0, has_time=False)
         classes = _folder_num_classes(directory, num_classes)
         dataset = FolderDataset(directory, classes)
         kept = selection.kept(list(range(len(dataset))))
