@@ -104,6 +104,9 @@ def test_plan_errors_name_the_option(setting):
         plan_distillation(request('synthetic', teachers[0], {'path': 'nowhere.onnx'}))
     with pytest.raises(ConfigError, match='--data: .*option val must be a fraction'):
         plan_distillation(request(f'folder:{setting["frames"]}?val=2', *teachers))
+    with pytest.raises(ConfigError, match='--method jointdistill weighs its teachers'):
+        plan_distillation(request(f'folder:{setting["frames"]}?val=0.25', *teachers,
+                                  method='jointdistill'))
     with pytest.raises(ConfigError, match='optim.lr'):
         plan_distillation(request('synthetic', *teachers, overrides=['optim.lr=-1']))
     assert mixed_with('a@2,b', 'synthetic', 0.5) == 'a@2,b,synthetic@3'

@@ -133,6 +133,10 @@ def plan_distillation(request: DistillRequest) -> DistillPlan:
         raise ConfigError(f'--data: {error}') from None
     decisions = []
     method = request.method
+    if method == 'jointdistill' and not (held_back.labels and held_back.depth):
+        raise ConfigError('--method jointdistill weighs its teachers by their scores on the '
+                          'held-back data, which has no class labels and metric depth; use '
+                          '--method auto or amalgamation')
     if method == 'auto':
         labelled = train_data.labels and train_data.depth and held_back.labels \
             and held_back.depth
