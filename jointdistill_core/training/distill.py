@@ -17,7 +17,7 @@ The plan decides, from the teachers and what the data annotates (docs/your_robot
            real-camera recipe's), so depth learnt on the scale data's camera transfers to the
            robot's through each frame's K; with a foreign metric teacher, a student of the
            robot's own camera (the teacher predicts depth for it); with a checkpoint teacher,
-           the teacher's camera convention.
+           the teacher's camera convention (and the canonical max depth, 400 m).
   features teachers without features (ONNX, TorchScript) switch off the feature terms
            (jointdistill fusion, amalgamation lambda_feat).
 """
@@ -149,7 +149,9 @@ def plan_distillation(request: DistillRequest) -> DistillPlan:
     if depth_kind == 'metric':
         depth_scale = f'the metric depth teacher {Path(request.depth.path).name}'
         model['canonical_focal_px'] = teacher_focal
-        if teacher_focal is None:
+        if teacher_focal is not None:  # a canonical checkpoint teacher: its camera's range
+            model['max_depth'] = CANONICAL_MAX_DEPTH
+        else:
             decisions.append('a student of the recording\'s own camera: the metric depth '
                              'teacher predicts depth for the input camera')
     else:
