@@ -348,6 +348,21 @@ def test_amalgamation_hard_targets_and_silog_by_hand():
     assert 'amal/feat_seg' not in terms
 
 
+def test_amalgamation_depth_labels_give_the_scale_where_samples_have_them():
+    method, student_out, teacher_outs = amalgamation_fixture({'depth_label_weight': 3.0,
+                                                              'lambda_feat': 0.0})
+    assert method.label_keys == ('depth',)
+    one_valid = torch.tensor([1.0, 0.0]).reshape(1, 1, 1, 2)  # 2nd pixel: no ground truth
+    terms = method.losses({'depth': one_valid}, student_out, teacher_outs)
+    assert terms['amal/depth_labels'].item() == pytest.approx(3.0)  # 3 x |2 - 1| m
+    none = method.losses({'depth': torch.zeros(1, 1, 1, 2)}, student_out, teacher_outs)
+    assert none['amal/depth_labels'].item() == 0.0
+    assert amalgamation_fixture({})[0].label_keys == ()
+    with pytest.raises(ConfigError, match="depth_label_weight > 0 .* 'silog' ignores"):
+        build_method('amalgamation', {'depth_label_weight': 1.0, 'depth_loss': 'silog'},
+                     FixedOutputNet(student_out), 2, MAX_DEPTH)
+
+
 def test_amalgamation_never_reads_labels_with_real_networks():
     student, teachers = tiny_models()
     batch = street_batch(2)

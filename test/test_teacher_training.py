@@ -102,10 +102,19 @@ def test_relative_teacher_losses_are_zero_on_frames_without_depth(tmp_path, hf_t
     assert all(torch.isfinite(p.grad).all() for p in student.parameters() if p.grad is not None)
 
 
-def test_amalgamation_refuses_a_relative_depth_teacher(tmp_path, hf_teachers):
-    with pytest.raises(ConfigError, match='teachers.depth.depth_kind: amalgamation reads no '
-                                          'ground truth, so with a relative_inverse'):
+@pytest.mark.slow  # trains through the trainer
+def test_amalgamation_takes_a_relative_depth_teacher_only_with_depth_labels(tmp_path,
+                                                                          hf_teachers):
+    with pytest.raises(ConfigError, match='teachers.depth.depth_kind: amalgamation with '
+                                          'depth_label_weight 0 reads no ground truth, so '
+                                          'with a relative_inverse'):
         run(tmp_path, 'amalgamation', {'name': 'amalgamation'}, hf_teachers)
+    run(tmp_path, 'scaled', {'name': 'amalgamation', 'params': {'depth_label_weight': 1.0}},
+        hf_teachers)
+    rows = read_csv(tmp_path / 'scaled' / 'metrics.csv')
+    label_terms = [float(row['loss/amal/depth_labels']) for row in rows
+                   if row.get('loss/amal/depth_labels')]
+    assert label_terms and all(v > 0 for v in label_terms)  # synthetic frames have depth
 
 
 @pytest.mark.slow  # trains through the trainer

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 from jointdistill_core.openmp import passive_openmp_waiting
@@ -23,6 +24,7 @@ SUBCOMMAND_MODULES = [
     'evaluate',
     'export',
     'teacher',
+    'distill',
     'study',
 ]
 
@@ -54,7 +56,9 @@ def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
 
 def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
     """Run one command line through `parser` (default: the ROS-free `build_parser()`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = (parser or build_parser()).parse_args(argv)
+    args.command_line = shlex.join(['jointdistill', *argv])  # recorded in provenance
     try:
         result = args.handler(args)
     except CliError as error:

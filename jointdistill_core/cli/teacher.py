@@ -134,7 +134,7 @@ def describe(teacher, out, size: tuple[int, int]) -> list[str]:
         lines.append(f'  depth kind {teacher.depth_kind}' + (
             ': metres, matched by the method\'s depth loss' if teacher.depth_kind == 'metric'
             else ': matched by the scale-and-shift-invariant loss; the metric scale comes from '
-                 'labelled depth (amalgamation cannot use it)'))
+                 'labelled depth (amalgamation: with depth_label_weight)'))
     if out.features:
         features = ', '.join(f'{key} {value.shape[1]} ch' for key, value
                              in sorted(out.features.items()))

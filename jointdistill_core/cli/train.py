@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f'out={args.out}'] if args.out else [])
     try:
         config = load_train_config(args.config, overrides)
-        _refuse_to_overwrite_a_run(Path(config.out), args)
+        refuse_to_overwrite_a_run(Path(config.out), args)
         result = train(config, resume=args.resume, progress=not args.no_progress,
-                       stop_at=args.stop_at)
+                       stop_at=args.stop_at, command=args.command_line)
     except (ConfigError, TrainingError) as error:
         raise CliError(str(error)) from None
     if result.last_metrics:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_to_overwrite_a_run(out: Path, args: argparse.Namespace) -> None:
+def refuse_to_overwrite_a_run(out: Path, args: argparse.Namespace) -> None:
     """A folder with a resume state holds a run: continue it (--resume) or replace it (--force)."""
     from jointdistill_core.training.trainer import RESUME_NAME
     if (out / RESUME_NAME).is_file() and not (args.resume or args.force):

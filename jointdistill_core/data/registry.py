@@ -7,8 +7,12 @@ Spec forms (the `--data` argument of the commands):
     nyuv2:DIR            mtan-format NYUv2 (13 classes)
     cityscapes:DIR       mtan-format Cityscapes, 7 classes (label_7)
     cityscapes19:DIR     mtan-format Cityscapes, 19 classes (label_19)
-    folder:DIR           rgb/ + optional depth/, labels/, K (see data/folder.py)
+    folder:DIR           rgb/ + optional depth/, labels/, K (see data/folder.py); options
+                         ?every=N&val=F select frames and hold back the last part
+                         (data/selection.py)
     camvid:DIR           CamVid in the SegNet layout, mapped to the 7 categories (no depth)
+    bag:PATH             a camera's rosbag2 recording (Image or CompressedImage, optional
+                         camera_info and ground truth; options in data/bag.py)
 
 Mixed data: several specs joined by commas, each with an optional `@WEIGHT`, for example
 `synthetic:data/synth@0.7,camvid:/data/CamVid@0.3`. Training draws from each part in
@@ -40,9 +44,13 @@ from jointdistill_core.data.folder import FolderDataset, read_class_names
 from jointdistill_core.data.mixed import PART_SEPARATOR, MixedDataset, split_mixed_spec
 from jointdistill_core.data.mtan import DatasetError, MtanDataset
 from jointdistill_core.data.sample import Sample, with_intrinsics
+from jointdistill_core.data.selection import FrameSelection, split_spec_options
 
 SPEC_FORMS = ('synthetic', 'synthetic:DIR', 'nyuv2:DIR', 'cityscapes:DIR', 'cityscapes19:DIR',
-              'folder:DIR', 'camvid:DIR')
+              'folder:DIR', 'camvid:DIR', 'bag:PATH')
+# Options a spec kind takes after '?' (data/selection.py).
+SPEC_OPTIONS = {'folder': ('every', 'val'),
+                'bag': ('image', 'camera_info', 'depth', 'labels', 'slop', 'every', 'gap', 'val')}
 # On-the-fly synthetic defaults when the caller gives no size / frame count.
 DEFAULT_SYNTHETIC_SIZE = (128, 256)
 DEFAULT_SYNTHETIC_FRAMES = {'train': 2000, 'val': 200, 'test': 200}
@@ -89,8 +97,19 @@ def _folder_num_classes(root: Path, num_classes: int | None) -> int | None:
     return num_classes
 
 
-def _base_dataset(kind: str, directory: Path | None, split: str, size: tuple[int, int] | None,
+def _base_dataset(spec: str, split: str, size: tuple[int, int] | None,
                   num_frames: int | None, num_classes: int | None) -> tuple[Dataset, int]:
+    base, options = split_spec_options(spec)
+    kind, directory = parse_spec(base)
+    allowed = SPEC_OPTIONS.get(kind, ())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise DatasetError(f'{spec!r}: {kind} takes no option {", ".join(unknown)} '
+                           f'(its options: {", ".join(allowed) or "none"})')
+    if kind == 'bag':
+        from jointdistill_core.data.bag import BagDataset
+        classes = num_classes or DEFAULT_NUM_CLASSES
+        return BagDataset(directory, options, split, spec, classes), classes
     if kind == 'synthetic' and directory is None:
         from jointdistill_core.data.synthetic import SyntheticStreetDataset
         if split not in DEFAULT_SYNTHETIC_FRAMES:
@@ -100,8 +119,11 @@ def _base_dataset(kind: str, directory: Path | None, split: str, size: tuple[int
         frames = num_frames if num_frames is not None else DEFAULT_SYNTHETIC_FRAMES[split]
         return SyntheticStreetDataset(split, frames, height, width), DEFAULT_NUM_CLASSES
     if kind == 'folder':
+        selection = FrameSelection.from_options(options, spec, default_val=0.0, has_time=False)
         classes = _folder_num_classes(directory, num_classes)
-        return FolderDataset(directory, classes), classes
+        dataset = FolderDataset(directory, classes)
+        kept = selection.kept(list(range(len(dataset))))
+        return torch.utils.data.Subset(dataset, selection.split(kept, split, spec)), classes
     if kind == 'camvid':
         if num_classes not in (None, CamVidDataset.num_classes):
             raise DatasetError(f'camvid is mapped to {CamVidDataset.num_classes} classes, got '
@@ -131,10 +153,9 @@ def build_dataset(spec: str, split: str, size: tuple[int, int] | None = None,
     if PART_SEPARATOR in spec or '@' in spec.rpartition(':')[2]:
         return _build_mixed(spec, split, size, num_frames, augment, num_classes, seed,
                             canonical_depth)
-    kind, directory = parse_spec(spec)
     if num_frames is not None and num_frames < 1:
         raise DatasetError(f'num_frames must be >= 1, got {num_frames}')
-    dataset, classes = _base_dataset(kind, directory, split, size, num_frames, num_classes)
+    dataset, classes = _base_dataset(spec, split, size, num_frames, num_classes)
     if num_frames is not None and len(dataset) != num_frames:
         if num_frames > len(dataset):
             raise DatasetError(f'{spec} split {split!r} has {len(dataset)} samples, fewer than '

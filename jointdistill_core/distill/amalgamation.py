@@ -1,5 +1,6 @@
 """`amalgamation`: label-free knowledge amalgamation from two single-task teachers
-(after Ye et al. 2019, "Student Becoming the Master"). Never reads labels or depth.
+(after Ye et al. 2019, "Student Becoming the Master"). Never reads class labels; reads
+ground-truth depth only with depth_label_weight > 0 (below).
 
 L = w_seg * L_seg(z_S, z_Tseg) + w_depth * L_depth(d_S, d_Tdepth)
     + lambda_feat * sum_{t in seg, depth} sum_{l in enc, dec}
@@ -7,9 +8,12 @@ L = w_seg * L_seg(z_S, z_Tseg) + w_depth * L_depth(d_S, d_Tdepth)
 
 L_seg: 'soft' = T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)); 'hard' = CE(z_S, argmax z_Tseg);
 a class-mapped teacher's void pixels are skipped by both.
-L_depth: 'l1' = mean |d_S - d_T| (metres); 'silog' = Eigen's scale-invariant log loss. The
-depth teacher must be metric: without labels nothing else gives the student its scale (a
-relative teacher is a configuration error at set-up).
+L_depth: 'l1' = mean |d_S - d_T| (metres); 'silog' = Eigen's scale-invariant log loss; for a
+relative teacher the scale-and-shift-invariant loss. The student's metric scale then must come
+from somewhere: a relative teacher needs depth_label_weight > 0, which adds
+depth_label_weight * L_depth(d_S, ground-truth depth) over the pixels with ground truth (0 for
+samples without any, e.g. the user's unlabelled frames mixed with synthetic ones); without it
+a relative teacher is a configuration error at set-up.
 SE_t^l is a squeeze-and-excitation channel gate (global average pool, 1x1 conv down by 4,
 ReLU, 1x1 conv up, sigmoid) that picks the student channels relevant to teacher t, as Ye et
 al.'s channel-coding branches do; A_t^l a 1x1 convolution to the teacher's channel count.
@@ -32,6 +36,7 @@ from jointdistill_core.config import ConfigError, setting
 from jointdistill_core.data.sample import Sample
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
+    depth_distance,
     feature_key,
     kl_with_temperature,
     masked_cross_entropy,
@@ -57,7 +62,10 @@ class AmalgamationParams:
     depth_loss: 'l1' (metres), 'log_l1' (log metres) or 'silog' (scale-invariant log, Eigen
       et al. 2014).
     silog_variance_weight: the lambda of the silog loss (1 = fully scale invariant).
-    lambda_feat: weight of the gated feature-matching terms (0 = off)."""
+    lambda_feat: weight of the gated feature-matching terms (0 = off).
+    depth_label_weight: weight of the supervised depth term on ground-truth depth, where a
+      sample has it (0 = off: the method reads no ground truth at all); it gives a relative
+      depth teacher's student its metric scale."""
 
     seg_weight: float = setting(1.0, ge=0)
     depth_weight: float = setting(1.0, ge=0)
@@ -66,6 +74,7 @@ class AmalgamationParams:
     depth_loss: Literal['l1', 'log_l1', 'silog'] = 'l1'
     silog_variance_weight: float = setting(0.5, ge=0, le=1)
     lambda_feat: float = setting(1.0, ge=0)
+    depth_label_weight: float = setting(0.0, ge=0)
 
 
 class ChannelGate(nn.Module):
@@ -85,13 +94,15 @@ class ChannelGate(nn.Module):
 
 @torch.no_grad()
 def _check_metric_teacher(teacher: nn.Module, images: torch.Tensor) -> None:
-    """Without labels the depth teacher is the only source of scale: it must be metric."""
+    """Without depth labels the depth teacher is the only source of scale: it must be
+    metric."""
     kind = teacher(images).depth_kind
     if kind != 'metric':
         raise ConfigError(
-            f'teachers.depth.depth_kind: amalgamation reads no ground truth, so with a {kind} '
-            'depth teacher nothing gives the student its metric scale; use a metric depth '
-            'teacher, or static_kd / jointdistill with metric depth in the data')
+            f'teachers.depth.depth_kind: amalgamation with depth_label_weight 0 reads no ground '
+            f'truth, so with a {kind} depth teacher nothing gives the student its metric scale; '
+            'use a metric depth teacher, or set method.params.depth_label_weight > 0 with '
+            'metric depth in the data (e.g. synthetic frames mixed in)')
 
 
 class Amalgamation(DistillMethod):
@@ -104,13 +115,21 @@ class Amalgamation(DistillMethod):
     def __init__(self, params: AmalgamationParams, student: nn.Module, num_classes: int,
                  max_depth: float):
         super().__init__(params, student, num_classes, max_depth)
+        if params.depth_label_weight and params.depth_loss == 'silog':
+            raise ValueError('depth_label_weight > 0 gives the student its metric scale from '
+                             "the ground truth, which depth_loss 'silog' ignores (it is scale "
+                             "invariant); use depth_loss 'l1' or 'log_l1'")
         self.student_channels = student_feature_channels(student)
         self.adaptors = nn.ModuleDict()  # '<task>_<layer>' -> gate + 1x1, built in setup()
+
+    @property
+    def label_keys(self) -> tuple[str, ...]:
+        return ('depth',) if self.params.depth_label_weight else ()
 
     def setup(self, probe_batch: Sample, val_batch: Sample, teachers: dict[str, nn.Module]) -> None:
         device = module_device(self.student)
         images = probe_batch['image'][:1].to(device)
-        if self.params.depth_weight:
+        if self.params.depth_weight and not self.params.depth_label_weight:
             _check_metric_teacher(teachers['depth'], images)
         if not self.params.lambda_feat:
             return
@@ -135,6 +154,10 @@ class Amalgamation(DistillMethod):
         if params.depth_weight:
             terms['amal/depth'] = params.depth_weight * self.depth_loss(student_out.depth,
                                                                         teacher_outs['depth'])
+        if params.depth_label_weight:
+            terms['amal/depth_labels'] = params.depth_label_weight * depth_distance(
+                params.depth_loss, student_out.depth, batch['depth'],
+                params.silog_variance_weight)
         if params.lambda_feat:
             for task in TASKS:
                 terms[f'amal/feat_{task}'] = params.lambda_feat * self.feature_loss(

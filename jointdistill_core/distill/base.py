@@ -14,7 +14,8 @@ of the method; the trainer gives them their own optimizer parameter group, moves
 to the student's device after setup and saves it with the training state. A method holds
 the student it was built for as ``self.student`` (a reference, not a submodule). A method
 that must not see labels sets ``uses_labels = False``; the trainer then strips ``labels``
-and ``depth`` from the batch before calling it.
+and ``depth`` from the batch before calling it, except those named by ``label_keys`` (a
+label-free method may still read ground-truth depth for the metric scale).
 """
 from __future__ import annotations
 
@@ -49,6 +50,12 @@ class DistillMethod(nn.Module):
         # A plain reference, not a submodule: the student's parameters and state belong to
         # the trainer (its own optimizer group and checkpoint), not to the method's.
         self.__dict__['student'] = student
+
+    @property
+    def label_keys(self) -> tuple[str, ...]:
+        """The ground-truth keys of a batch ('labels', 'depth') this method reads; the
+        trainer strips the others."""
+        return ('labels', 'depth') if self.uses_labels else ()
 
     def setup(self, probe_batch: Sample, val_batch: Sample, teachers: dict[str, nn.Module]) -> None:
         """Called once before training. Methods that need no set-up keep this default."""

@@ -139,7 +139,8 @@ def format_table(metrics: dict[str, float]) -> str:
 def _format_value(key: str, value: float) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return 'n/a'
-    if key in ('miou', 'pixel_acc', 'delta1', 'delta2', 'delta3', 'constant_delta1'):
+    if key in ('miou', 'pixel_acc', 'delta1', 'delta2', 'delta3', 'constant_delta1',
+               'agreement_miou', 'agreement_pixel_acc', 'agreement_delta1'):
         return f'{100 * value:.2f} %'
     if key in ('abs_err', 'rmse'):
         return f'{value:.4f} m'

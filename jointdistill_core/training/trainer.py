@@ -9,6 +9,7 @@ Files under the output folder:
   last.{safetensors,json}  the model after the latest validation (a checkpoint)
   best.{safetensors,json}  the model with the best validation score so far
   resume.safetensors       everything --resume needs (see `TrainingState`)
+  model_card.md            what `best` is, its provenance and metrics (model_card.py)
   metrics.csv, tensorboard/  logs
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ from jointdistill_core.data.sample import Sample
 from jointdistill_core.device import DeviceUnavailableError, resolve_device
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.models.outputs import ModelOutput
+from jointdistill_core.provenance import run_provenance
 from jointdistill_core.tasks import TASKS
 from jointdistill_core.training.config import TrainConfig
 from jointdistill_core.training.ddp import (
@@ -48,6 +50,7 @@ from jointdistill_core.training.sampling import SeededDataset, StepBatchSampler
 from jointdistill_core.training.state import capture_rng, load_state, restore_rng, save_state
 
 RESUME_NAME = 'resume.safetensors'
+MODEL_CARD_NAME = 'model_card.md'
 # Keys that may differ between the saved and the resumed configuration.
 RESUMABLE_CHANGES = ('steps', 'val_every', 'log_every', 'out', 'data.workers')
 TASK_ARCH_OUTPUTS = {'multi': ('seg_logits', 'depth'), 'seg': ('seg_logits',),
@@ -116,8 +119,8 @@ class LossModule(nn.Module):
     def forward(self, batch: Sample, teacher_outs: dict[str, ModelOutput]
                 ) -> dict[str, torch.Tensor]:
         student_out = self.student(batch['image'])
-        if not self.method.uses_labels:
-            batch = {key: value for key, value in batch.items() if key not in ('labels', 'depth')}
+        hidden = {'labels', 'depth'} - set(self.method.label_keys)
+        batch = {key: value for key, value in batch.items() if key not in hidden}
         return self.method.losses(batch, student_out, teacher_outs)
 
 
@@ -148,10 +151,16 @@ def _fixed_batch(dataset, count: int, seed: int) -> Sample:
 class Trainer:
     """One training run of `config` (module docstring); `run()` trains."""
     def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True,
-                 stop_at: int | None = None):
+                 stop_at: int | None = None, command: str | None = None,
+                 depth_scale: str | None = None):
         """stop_at: end this invocation after that global step, with a resumable state saved
-        (for job time limits); None = run to `config.steps`."""
+        (for job time limits); None = run to `config.steps`. command: the command line, and
+        depth_scale: where the student's metric depth scale comes from, both recorded in the
+        checkpoints' provenance (jointdistill_core.provenance)."""
         self.config = config
+        self.command = command
+        self.depth_scale = depth_scale
+        self.provenance: dict = {}
         self.resume = resume
         if stop_at is not None and stop_at < 1:
             raise ConfigError(f'stop_at must be >= 1, got {stop_at}')
@@ -326,6 +335,9 @@ class Trainer:
         self.max_depth = float(getattr(self.student, 'max_depth', None) or 80.0)
         self.canonical_focal = model_canonical_focal(self.student)
         self.teachers = self._build_teachers()
+        if self.dist.is_main:
+            self.provenance = run_provenance(config, self.teachers, self.command,
+                                             self.depth_scale)
         self.method = self._build_method(self.student)
         # The same probe and validation batches on every process and for every process count
         # (global batch size, at least the method's probe_size), so the method's decisions
@@ -391,7 +403,8 @@ class Trainer:
     def _save(self, metrics: dict[str, float], is_best: bool) -> None:
         from jointdistill_core.checkpoint import save_checkpoint
         extra = {'input_size': list(self.input_size), 'step': self.step, 'metrics': metrics,
-                 'num_classes': self.num_classes, 'train_config': to_dict(self.config)}
+                 'num_classes': self.num_classes, 'train_config': to_dict(self.config),
+                 'provenance': self.provenance}
         save_checkpoint(self.out_dir / 'last', self.student, extra)
         if is_best:
             save_checkpoint(self.out_dir / 'best', self.student, extra)
@@ -507,6 +520,9 @@ class Trainer:
             if self.dist.is_main:
                 logger.close()
             shutdown_distributed(self.dist)
+        if self.dist.is_main and (self.out_dir / 'best.json').is_file():
+            from jointdistill_core.model_card import write_model_card
+            write_model_card(self.out_dir / 'best', self.out_dir / MODEL_CARD_NAME)
         return TrainResult(self.out_dir, self.step, self.best_score, last_metrics,
                            time.perf_counter() - start_time)
 
@@ -515,7 +531,9 @@ class Trainer:
         if self.dist.is_main:
             metrics = self._validate()
             score = selection_score(metrics, self.config.task)
-            is_best = score > self.best_score
+            # A validation split without ground truth (an unlabelled recording) scores -inf
+            # every time: nothing to choose by, so `best` follows the latest.
+            is_best = score > self.best_score or score == -math.inf
             self.best_score = max(score, self.best_score)
             logger.log(self.step, {**{f'val/{k}': v for k, v in metrics.items()},
                                    'val/score': score})
@@ -563,6 +581,8 @@ def _lookup(mapping: dict, dotted: str):
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True,
-          stop_at: int | None = None) -> TrainResult:
+          stop_at: int | None = None, command: str | None = None,
+          depth_scale: str | None = None) -> TrainResult:
     """Train `config` to the end (or to `stop_at`); see `Trainer`."""
-    return Trainer(config, resume=resume, progress=progress, stop_at=stop_at).run()
+    return Trainer(config, resume=resume, progress=progress, stop_at=stop_at, command=command,
+                   depth_scale=depth_scale).run()
