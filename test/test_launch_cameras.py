@@ -103,6 +103,9 @@ class TestTwoCameras(unittest.TestCase):
         self.probe.spin_until(lambda: all(p.get_subscription_count() > 0
                                           for pair in publishers.values() for p in pair), 60,
                               'the node to subscribe to both cameras')
+        for name, (_, info_publisher) in publishers.items():  # CameraInfo before the images
+            info_publisher.publish(frames[name][1])
+        self.probe.spin_for(2.0)
         for _ in range(60):
             if len(depth) == len(CAMERAS) and len(diagnostics) == len(CAMERAS):
                 break

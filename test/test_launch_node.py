@@ -109,6 +109,10 @@ class TestLaunchedNode(unittest.TestCase):
         self.probe.spin_until(lambda: image_publisher.get_subscription_count() > 0
                               and info_publisher.get_subscription_count() > 0, 60,
                               f'the node to subscribe to {IMAGE_TOPIC} and {CAMERA_INFO_TOPIC}')
+        # The node keeps the newest CameraInfo: let it arrive before the first image, also on
+        # a loaded machine.
+        info_publisher.publish(info)
+        self.probe.spin_for(2.0)
         for _ in range(60):
             if len(received) == len(DOCUMENTED_OUTPUTS) and diagnostics:
                 break
