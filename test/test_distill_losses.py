@@ -257,6 +257,52 @@ def test_teacher_depth_loss_by_depth_kind():
     assert silog.item() == pytest.approx(0.0, abs=1e-6)
 
 
+def _grid_depth() -> torch.Tensor:
+    """A 4x4 image (16 pixels, MIN_ANCHOR_PIXELS) of depths 1, 2, ..., 16 m; mean 8.5 m."""
+    return torch.arange(1.0, 17.0).reshape(1, 1, 4, 4)
+
+
+def test_relative_teacher_anchored_to_depth_labels_teaches_the_metric_scale():
+    # Teacher disparity 3 / d + 7 (unknown scale 3 and shift 7). Fitted to the labels' inverse
+    # depth 1 / d by least squares: a = 1/3, c = -7/3 exactly, so the anchored target is d
+    # itself and a student predicting 2 d is off by mean |2d - d| = mean d = 8.5 m (L1). The
+    # scale-and-shift-invariant loss alone cannot see that error: 0.
+    depth = _grid_depth()
+    disparity = 3.0 / depth + 7.0
+    anchored = teacher_depth_loss(2.0 * depth, disparity, 'relative_inverse', 'l1',
+                                  depth_labels=depth, max_depth=100.0)
+    assert anchored.item() == pytest.approx(8.5, rel=1e-5)
+    assert teacher_depth_loss(2.0 * depth, disparity, 'relative_inverse').item() == \
+        pytest.approx(0.0, abs=1e-6)
+    assert teacher_depth_loss(depth, disparity, 'relative_inverse', 'l1', depth_labels=depth,
+                              max_depth=100.0).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_relative_teacher_loss_mixes_anchored_and_unlabelled_images_by_count():
+    # Image 0 has labels (the case above: 8.5); image 1 has none (all 0 m), so the SSI loss
+    # applies there, and its student has the teacher's shape exactly: 0. Mean: 8.5 / 2.
+    depth = _grid_depth()
+    students = torch.cat([2.0 * depth, depth])
+    disparity = torch.cat([3.0 / depth + 7.0, 3.0 / depth + 7.0])
+    labels = torch.cat([depth, torch.zeros_like(depth)])
+    loss = teacher_depth_loss(students, disparity, 'relative_inverse', 'l1',
+                              depth_labels=labels, max_depth=100.0)
+    assert loss.item() == pytest.approx(4.25, rel=1e-5)
+
+
+def test_relative_teacher_needs_enough_labelled_pixels_to_be_anchored():
+    # 15 valid pixels (< MIN_ANCHOR_PIXELS): the image keeps the scale-invariant loss (0 for a
+    # student of the right shape and the wrong scale).
+    depth = _grid_depth()
+    labels = depth.clone()
+    labels[..., 0, 0] = 0.0
+    loss = teacher_depth_loss(2.0 * depth, 3.0 / depth + 7.0, 'relative_inverse', 'l1',
+                              depth_labels=labels, max_depth=100.0)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match='max_depth'):
+        teacher_depth_loss(depth, 3.0 / depth + 7.0, 'relative_inverse', depth_labels=depth)
+
+
 def test_ssi_label_loss_reads_labels_in_the_kinds_space_and_ignores_invalid_ones():
     # Labels 1, 1/2, 1/3, 1/10 m are inverse depth SSI_TARGET; the 0 m pixel is invalid.
     labels = 1.0 / _row(*SSI_TARGET, math.inf)

@@ -54,9 +54,8 @@ def test_static_kd_distils_transformers_features_and_a_relative_depth_teacher(
     for term in ('kd/feat_seg', 'kd/feat_depth', 'kd/logit_seg', 'kd/logit_depth'):
         values = [float(row[f'loss/{term}']) for row in rows if row.get(f'loss/{term}')]
         assert values and all(math.isfinite(v) and v > 0 for v in values), term
-    # The relative teacher's term is the SSI loss: dimensionless, at most 2 per pixel.
-    assert all(float(row['loss/kd/logit_depth']) <= 0.5 * 2 for row in rows
-               if row.get('loss/kd/logit_depth'))
+    # Every synthetic frame has depth, so the relative teacher's term is anchored to it
+    # (test_distill_losses.py has its arithmetic); kd/logit_depth is then in metres.
 
 
 @pytest.mark.slow  # trains through the trainer

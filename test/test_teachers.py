@@ -472,7 +472,8 @@ def test_teacher_command_reports_and_draws_the_teachers(hf_folders, tmp_path, ca
     printed = capsys.readouterr().out
     assert '19 classes -> 7 through' in printed and 'cityscapes19_to_7.yaml (void: none)' in printed
     assert 'model input 70x126 for 64x128 images' in printed  # Depth Anything: multiples of 14
-    assert 'depth kind relative_inverse: matched by the scale-and-shift-invariant loss' in printed
+    assert ('depth kind relative_inverse: anchored to ground-truth depth on frames that have '
+            'it') in printed
     sheet = cv2.imread(str(tmp_path / 'out' / 'teachers.png'))
     assert sheet.shape == (2 * 64 + 3 * 4, 3 * 128 + 4 * 4, 3)  # two rows of three tiles
 

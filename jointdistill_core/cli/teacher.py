@@ -133,8 +133,9 @@ def describe(teacher, out, size: tuple[int, int]) -> list[str]:
     else:
         lines.append(f'  depth kind {teacher.depth_kind}' + (
             ': metres, matched by the method\'s depth loss' if teacher.depth_kind == 'metric'
-            else ': matched by the scale-and-shift-invariant loss; the metric scale comes from '
-                 'labelled depth (amalgamation: with depth_label_weight)'))
+            else ': anchored to ground-truth depth on frames that have it (then the method\'s '
+                 'depth loss), the scale-and-shift-invariant loss on the others; the metric '
+                 'scale comes from labelled depth (amalgamation: with depth_label_weight)'))
     if out.features:
         features = ', '.join(f'{key} {value.shape[1]} ch' for key, value
                              in sorted(out.features.items()))

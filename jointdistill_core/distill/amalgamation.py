@@ -9,7 +9,8 @@ L = w_seg * L_seg(z_S, z_Tseg) + w_depth * L_depth(d_S, d_Tdepth)
 L_seg: 'soft' = T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)); 'hard' = CE(z_S, argmax z_Tseg);
 a class-mapped teacher's void pixels are skipped by both.
 L_depth: 'l1' = mean |d_S - d_T| (metres); 'silog' = Eigen's scale-invariant log loss; for a
-relative teacher the scale-and-shift-invariant loss. The student's metric scale then must come
+relative teacher its depth anchored to the ground truth on frames that have it (then as
+metric), the scale-and-shift-invariant loss on the others (teacher_depth_loss). The student's metric scale then must come
 from somewhere: a relative teacher needs depth_label_weight > 0, which adds
 depth_label_weight * L_depth(d_S, ground-truth depth) over the pixels with ground truth (0 for
 samples without any, e.g. the user's unlabelled frames mixed with synthetic ones); without it
@@ -152,8 +153,8 @@ class Amalgamation(DistillMethod):
             terms['amal/seg'] = params.seg_weight * self.seg_loss(student_out.seg_logits,
                                                                   teacher_outs['seg'])
         if params.depth_weight:
-            terms['amal/depth'] = params.depth_weight * self.depth_loss(student_out.depth,
-                                                                        teacher_outs['depth'])
+            terms['amal/depth'] = params.depth_weight * self.depth_loss(
+                student_out.depth, teacher_outs['depth'], batch.get('depth'))
         if params.depth_label_weight:
             terms['amal/depth_labels'] = params.depth_label_weight * depth_distance(
                 params.depth_loss, student_out.depth, batch['depth'],
@@ -170,11 +171,15 @@ class Amalgamation(DistillMethod):
                                        self.params.temperature, ignore=teacher_out.seg_void)
         return masked_cross_entropy(student_logits, teacher_hard_labels(teacher_out))
 
-    def depth_loss(self, student_depth: torch.Tensor, teacher_out: ModelOutput) -> torch.Tensor:
-        """L_depth for a metric teacher; the scale-and-shift-invariant loss for a relative one."""
+    def depth_loss(self, student_depth: torch.Tensor, teacher_out: ModelOutput,
+                   depth_labels: torch.Tensor | None) -> torch.Tensor:
+        """L_depth for a metric teacher; for a relative one anchored to `depth_labels` where an
+        image has them (read only with depth_label_weight > 0), else scale-and-shift-invariant
+        (teacher_depth_loss)."""
         return teacher_depth_loss(student_depth, teacher_out.depth.detach(),
                                   teacher_out.depth_kind, self.params.depth_loss,
-                                  self.params.silog_variance_weight)
+                                  self.params.silog_variance_weight, depth_labels,
+                                  self.max_depth)
 
     def feature_loss(self, task: str, student_out: ModelOutput,
                      teacher_out: ModelOutput) -> torch.Tensor:

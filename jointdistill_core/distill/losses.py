@@ -173,6 +173,9 @@ def teacher_hard_labels(teacher_out, size: tuple[int, int] | torch.Size | None =
 # ---- depth kinds: metric teachers are matched in metres, relative ones up to scale and shift
 MIN_DEPTH = 1e-3  # metres: the smallest depth turned into inverse depth (1000 per metre)
 _SSI_EPS = 1e-6
+# Valid ground-truth pixels an image needs before a relative teacher's depth is anchored to them
+# (two unknowns, scale and shift, fitted by least squares; a few LiDAR returns suffice).
+MIN_ANCHOR_PIXELS = 16
 
 
 def depth_in_kind(depth: torch.Tensor, kind: str) -> torch.Tensor:
@@ -216,15 +219,39 @@ def ssi_loss(prediction: torch.Tensor, target: torch.Tensor,
 
 
 def teacher_depth_loss(student_depth: torch.Tensor, target: torch.Tensor, kind: str,
-                       metric_loss: str = 'l1', silog_variance_weight: float = 0.5
-                       ) -> torch.Tensor:
-    """The distance between the student's depth (metres) and a depth teacher's target of
-    depth kind `kind`: `depth_distance(metric_loss, ...)` for 'metric', the
-    scale-and-shift-invariant loss in the kind's space for the relative kinds (the student's
-    metric scale then comes from ground-truth depth, never from the teacher)."""
+                       metric_loss: str = 'l1', silog_variance_weight: float = 0.5,
+                       depth_labels: torch.Tensor | None = None,
+                       max_depth: float | None = None) -> torch.Tensor:
+    """The distance between the student's depth (metres, (N, 1, h, w)) and a depth teacher's
+    target of depth kind `kind`: `depth_distance(metric_loss, ...)` for 'metric'.
+
+    A relative target has no metric scale of its own. On an image with ground-truth depth
+    (`depth_labels` (N, 1, H, W) metres, 0 = invalid; at least MIN_ANCHOR_PIXELS valid) it is
+    anchored first: aligned to the labels by least squares in its own space and brought to
+    metres within [MIN_DEPTH, `max_depth`] (`aligned_depth`), then matched like a metric
+    target, so the student learns the teacher's dense depth at the labels' scale (sparse LiDAR
+    or RGB-D frames included) instead of its shape only. On an image without labels the
+    scale-and-shift-invariant loss in the kind's space applies (the student's metric scale
+    then comes from the labelled images). The two parts are averaged by image count."""
     if kind == 'metric':
         return depth_distance(metric_loss, student_depth, target, silog_variance_weight)
-    return ssi_loss(depth_in_kind(student_depth, kind), target)
+    anchored = torch.zeros(target.shape[0], dtype=torch.bool, device=target.device)
+    if depth_labels is not None:
+        if max_depth is None:
+            raise ValueError('teacher_depth_loss: anchoring a relative target to depth labels '
+                             'needs max_depth')
+        anchored = valid_depth_mask(depth_labels).flatten(1).sum(1) >= MIN_ANCHOR_PIXELS
+    parts = []
+    if bool(anchored.any()):
+        metres = aligned_depth(target[anchored].float(), depth_labels[anchored].float(), kind,
+                               max_depth)
+        parts.append((int(anchored.sum()), depth_distance(
+            metric_loss, student_depth[anchored], metres, silog_variance_weight)))
+    if not bool(anchored.all()):
+        free = ~anchored
+        parts.append((int(free.sum()), ssi_loss(depth_in_kind(student_depth[free], kind),
+                                                target[free])))
+    return sum(count * loss for count, loss in parts) / target.shape[0]
 
 
 def ssi_label_loss(prediction: torch.Tensor, depth_labels: torch.Tensor,

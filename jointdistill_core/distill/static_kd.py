@@ -5,8 +5,9 @@ L = sum_t L_task,t
           mean_px || n(A_t^l f_S^l) - n(f_{T_t}^l) ||^2
     + logit_kd_weight * (T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)) + D(d_S, d_Tdepth)).
 
-D is the method's depth loss (`depth_loss`) for a metric depth teacher and the
-scale-and-shift-invariant loss for a relative one (`teacher_depth_loss`); the KL skips a
+D is the method's depth loss (`depth_loss`) for a metric depth teacher; a relative one's
+depth is anchored to the ground truth on frames that have it and matched by the
+scale-and-shift-invariant loss on the others (`teacher_depth_loss`); the KL skips a
 class-mapped teacher's void pixels.
 
 Layer 'enc' pairs the student's shared encoder output with teacher t's encoder output;
@@ -99,7 +100,7 @@ class StaticKD(DistillMethod):
                 ignore=seg_out.seg_void)
             terms['kd/logit_depth'] = params.logit_kd_weight * teacher_depth_loss(
                 student_out.depth, depth_out.depth.detach(), depth_out.depth_kind,
-                params.depth_loss)
+                params.depth_loss, depth_labels=batch['depth'], max_depth=self.max_depth)
         return terms
 
     def feature_loss(self, task: str, student_out: ModelOutput,
