@@ -7,8 +7,9 @@ The project's own teachers are taught twice, on the same data, budget and seeds:
            segmentation as a 19-class model through the `cityscapes19_to_7` class map
            (logits permuted into 19 channels, the others padded), depth as a
            `relative_inverse` model (s / depth + b with s, b changing per image), so the
-           depth is distilled by the scale-and-shift-invariant loss and the metric scale comes
-           from the labels alone.
+           teacher's depth has no scale of its own: it is anchored to each frame's depth
+           labels (every synthetic frame has them) and the metric scale comes from the labels
+           alone.
 Both use `jointdistill` without the fusion connector (ONNX teachers have no features), the
 depth losses log-L1, and are scored on the test split. Writes OUT/comparison.json,
 OUT/comparison.md (per seed, mean, sample standard deviation, paired differences) and
