@@ -10,11 +10,11 @@ L_seg: 'soft' = T^2 KL(softmax(z_Tseg/T) || softmax(z_S/T)); 'hard' = CE(z_S, ar
 a class-mapped teacher's void pixels are skipped by both.
 L_depth: 'l1' = mean |d_S - d_T| (metres); 'silog' = Eigen's scale-invariant log loss; for a
 relative teacher its depth anchored to the ground truth on frames that have it (then as
-metric), the scale-and-shift-invariant loss on the others (teacher_depth_loss). The student's metric scale then must come
-from somewhere: a relative teacher needs depth_label_weight > 0, which adds
-depth_label_weight * L_depth(d_S, ground-truth depth) over the pixels with ground truth (0 for
-samples without any, e.g. the user's unlabelled frames mixed with synthetic ones); without it
-a relative teacher is a configuration error at set-up.
+metric), the scale-and-shift-invariant loss on the others (teacher_depth_loss). The student's
+metric scale then must come from somewhere: a relative teacher needs depth_label_weight > 0,
+which adds depth_label_weight * L_depth(d_S, ground-truth depth) over the pixels with ground
+truth (0 for samples without any, e.g. the user's unlabelled frames mixed with synthetic ones);
+without it a relative teacher is a configuration error at set-up.
 SE_t^l is a squeeze-and-excitation channel gate (global average pool, 1x1 conv down by 4,
 ReLU, 1x1 conv up, sigmoid) that picks the student channels relevant to teacher t, as Ye et
 al.'s channel-coding branches do; A_t^l a 1x1 convolution to the teacher's channel count.
@@ -37,6 +37,7 @@ from jointdistill_core.config import ConfigError, setting
 from jointdistill_core.data.sample import Sample
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
+    anchor_labels,
     depth_distance,
     feature_key,
     kl_with_temperature,
@@ -154,7 +155,8 @@ class Amalgamation(DistillMethod):
                                                                   teacher_outs['seg'])
         if params.depth_weight:
             terms['amal/depth'] = params.depth_weight * self.depth_loss(
-                student_out.depth, teacher_outs['depth'], batch.get('depth'))
+                student_out.depth, teacher_outs['depth'],
+                anchor_labels(batch, teacher_outs['depth'].depth_kind))
         if params.depth_label_weight:
             terms['amal/depth_labels'] = params.depth_label_weight * depth_distance(
                 params.depth_loss, student_out.depth, batch['depth'],

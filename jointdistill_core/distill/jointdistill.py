@@ -34,14 +34,14 @@ After Cheng et al. 2025. Three parts, each switchable off for ablations:
 L = sum_i w_i L_task,i + lambda_kd L_kd + lambda_traj L_traj (+ connector terms).
 
 Foreign teachers (jointdistill_core.teachers, docs/teachers.md): the KL skips a class-mapped
-teacher's void pixels (`seg_void`). A relative depth teacher ('relative' or
-'relative_inverse') keeps the fused depth target in its own space: the residual head corrects
-it without the max_depth cap, the connector's depth term matches it to the labels and the
-student's D matches it to the student anchored to the labels on frames with depth and by
-the scale-and-shift-invariant loss (`ssi_loss`, per image) on the others
-(`teacher_depth_loss`), so the student's metric scale comes only from its labels. The depth ability then
-compares like with like: teacher and student predictions are both aligned per image to the
-labels (least-squares scale and shift in the teacher's space) before abs rel.
+teacher's void pixels (`seg_void`). A relative depth teacher ('relative' or 'relative_inverse')
+keeps the fused depth target in its own space: the residual head corrects it without the
+max_depth cap, the connector's depth term matches it to the labels and the student's D matches
+it to the student anchored to the labels on frames with depth and by the
+scale-and-shift-invariant loss (`ssi_loss`, per image) on the others (`teacher_depth_loss`), so
+the student's metric scale comes only from its labels. The depth ability then compares like
+with like: teacher and student predictions are both aligned per image to the labels
+(least-squares scale and shift in the teacher's space) before abs rel.
 
 `step` in on_step_end counts completed optimizer steps from 1; evaluations happen when
 step % eval_every == 0. All state (omega, best score, weight history, snapshots, connector)
@@ -61,6 +61,7 @@ from jointdistill_core.data.sample import IGNORE_INDEX, Sample
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
     aligned_depth,
+    anchor_labels,
     attention_map,
     depth_distance,
     depth_in_kind,
@@ -308,8 +309,8 @@ class JointDistill(DistillMethod):
             depth_target = resize_to(depth_target, student_out.depth.shape[-2:])
             terms['kd/depth'] = params.lambda_kd * omega[1] * teacher_depth_loss(
                 student_out.depth, depth_target, teacher_outs['depth'].depth_kind,
-                params.depth_kd_loss, params.silog_variance_weight, batch['depth'],
-                self.max_depth)
+                params.depth_kd_loss, params.silog_variance_weight,
+                anchor_labels(batch, teacher_outs['depth'].depth_kind), self.max_depth)
         if params.trajectory and params.lambda_traj:
             terms['traj'] = params.lambda_traj * self.trajectory_loss()
         return terms

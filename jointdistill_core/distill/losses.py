@@ -254,6 +254,13 @@ def teacher_depth_loss(student_depth: torch.Tensor, target: torch.Tensor, kind: 
     return sum(count * loss for count, loss in parts) / target.shape[0]
 
 
+def anchor_labels(batch: Sample, kind: str) -> torch.Tensor | None:
+    """The batch's depth labels a depth teacher of kind `kind` is anchored to
+    (teacher_depth_loss): for a relative kind, when the batch has depth; else None, and the
+    batch's depth is not read."""
+    return batch['depth'] if kind != 'metric' and 'depth' in batch else None
+
+
 def ssi_label_loss(prediction: torch.Tensor, depth_labels: torch.Tensor,
                    kind: str) -> torch.Tensor:
     """ssi_loss of `prediction` (in the space of relative kind `kind`) against ground-truth

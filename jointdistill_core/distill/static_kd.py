@@ -27,6 +27,7 @@ from jointdistill_core.config import setting, subset_of
 from jointdistill_core.data.sample import Sample
 from jointdistill_core.distill.base import DistillMethod
 from jointdistill_core.distill.losses import (
+    anchor_labels,
     feature_key,
     kl_with_temperature,
     module_device,
@@ -100,7 +101,8 @@ class StaticKD(DistillMethod):
                 ignore=seg_out.seg_void)
             terms['kd/logit_depth'] = params.logit_kd_weight * teacher_depth_loss(
                 student_out.depth, depth_out.depth.detach(), depth_out.depth_kind,
-                params.depth_loss, depth_labels=batch['depth'], max_depth=self.max_depth)
+                params.depth_loss, depth_labels=anchor_labels(batch, depth_out.depth_kind),
+                max_depth=self.max_depth)
         return terms
 
     def feature_loss(self, task: str, student_out: ModelOutput,
