@@ -278,6 +278,23 @@ def test_relative_teacher_anchored_to_depth_labels_teaches_the_metric_scale():
                               max_depth=100.0).item() == pytest.approx(0.0, abs=1e-4)
 
 
+def test_anchored_depth_is_capped_at_the_farthest_label():
+    # 20 pixels, labels 1..19 m and one unlabelled pixel the teacher sees at 100 m. The fit
+    # (exact on the labels: 1/d = (t - 7) / 3) puts that pixel at 100 m; the target stops at the
+    # farthest label, 19 m. A student saying 100 m there is off by 81 m on 1 of 20 pixels.
+    teacher_depth = torch.cat([torch.arange(1.0, 20.0), torch.tensor([100.0])]).reshape(1, 1, 4, 5)
+    labels = teacher_depth.clone()
+    labels[..., -1, -1] = 0.0
+    disparity = 3.0 / teacher_depth + 7.0
+    loss = teacher_depth_loss(teacher_depth, disparity, 'relative_inverse', 'l1',
+                              depth_labels=labels, max_depth=400.0)
+    assert loss.item() == pytest.approx(81.0 / 20.0, rel=1e-4)
+    capped_student = teacher_depth.clone()
+    capped_student[..., -1, -1] = 19.0
+    assert teacher_depth_loss(capped_student, disparity, 'relative_inverse', 'l1',
+                              depth_labels=labels, max_depth=400.0).item() == \
+        pytest.approx(0.0, abs=1e-4)
+
 def test_relative_teacher_loss_mixes_anchored_and_unlabelled_images_by_count():
     # Image 0 has labels (the case above: 8.5); image 1 has none (all 0 m), so the SSI loss
     # applies there, and its student has the teacher's shape exactly: 0. Mean: 8.5 / 2.

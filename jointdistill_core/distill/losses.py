@@ -228,11 +228,11 @@ def teacher_depth_loss(student_depth: torch.Tensor, target: torch.Tensor, kind: 
     A relative target has no metric scale of its own. On an image with ground-truth depth
     (`depth_labels` (N, 1, H, W) metres, 0 = invalid; at least MIN_ANCHOR_PIXELS valid) it is
     anchored first: aligned to the labels by least squares in its own space and brought to
-    metres within [MIN_DEPTH, `max_depth`] (`aligned_depth`), then matched like a metric
-    target, so the student learns the teacher's dense depth at the labels' scale (sparse LiDAR
-    or RGB-D frames included) instead of its shape only. On an image without labels the
-    scale-and-shift-invariant loss in the kind's space applies (the student's metric scale
-    then comes from the labelled images). The two parts are averaged by image count."""
+    metres within [MIN_DEPTH, the image's farthest label] (`aligned_depth`), then matched like
+    a metric target, so the student learns the teacher's dense depth at the labels' scale
+    (sparse LiDAR or RGB-D frames included) instead of its shape only. On an image without
+    labels the scale-and-shift-invariant loss in the kind's space applies (the student's
+    metric scale then comes from the labelled images). The two parts are averaged by image count."""
     if kind == 'metric':
         return depth_distance(metric_loss, student_depth, target, silog_variance_weight)
     anchored = torch.zeros(target.shape[0], dtype=torch.bool, device=target.device)
@@ -243,8 +243,12 @@ def teacher_depth_loss(student_depth: torch.Tensor, target: torch.Tensor, kind: 
         anchored = valid_depth_mask(depth_labels).flatten(1).sum(1) >= MIN_ANCHOR_PIXELS
     parts = []
     if bool(anchored.any()):
-        metres = aligned_depth(target[anchored].float(), depth_labels[anchored].float(), kind,
-                               max_depth)
+        labels = depth_labels[anchored].float()
+        metres = aligned_depth(target[anchored].float(), labels, kind, max_depth)
+        # Beyond the farthest label the fit extrapolates: in inverse depth, far pixels sit near
+        # 0, where a small error is a large distance (up to max_depth). Capped there.
+        farthest = labels.flatten(1).amax(1).view(-1, 1, 1, 1)
+        metres = torch.minimum(metres, farthest)
         parts.append((int(anchored.sum()), depth_distance(
             metric_loss, student_depth[anchored], metres, silog_variance_weight)))
     if not bool(anchored.all()):
