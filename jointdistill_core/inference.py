@@ -17,7 +17,9 @@ resized with nearest neighbour (class ids are never blended).
 Metric depth: a network with a canonical camera (jointdistill_core.canonical) predicts the
 depth a camera of focal length f_c would see; `predict(image, K)` converts it with the
 focal length of K scaled to the model input. Without K the camera is assumed to have a
-horizontal field of view of DEFAULT_HFOV_DEG.
+horizontal field of view of DEFAULT_HFOV_DEG. With the camera's height above the ground
+(`predict(image, K, camera_height=...)`, a robot's URDF knows it) the depth is rescaled so
+that the ground the network segments lies at that height (jointdistill_core.ground_scale).
 
 Backends: 'torch' (a checkpoint or an nn.Module; BatchNorm folded into the convolutions,
 `torch.inference_mode`, fp16 autocast on CUDA, optional channels_last); 'onnxruntime' (a
@@ -45,9 +47,11 @@ from torch import nn
 
 from jointdistill_core.canonical import focal_length_px
 from jointdistill_core.checkpoint import load_checkpoint, read_checkpoint_config
+from jointdistill_core.classes import FLAT
 from jointdistill_core.device import DeviceUnavailableError, resolve_device
 from jointdistill_core.export import ExportSidecar, serialize_model
 from jointdistill_core.geometry import default_intrinsics, scale_intrinsics
+from jointdistill_core.ground_scale import ground_scale
 from jointdistill_core.models.blocks import fuse_conv_bn
 from jointdistill_core.models.factory import build_model
 
@@ -72,10 +76,14 @@ class Prediction:
 
     depth: float32 metres along the optical axis, or None for a segmentation-only network.
     labels: uint8 class ids, or None for a depth-only network (no segmentation).
+    ground_scale: the factor the depth was multiplied by to put the segmented ground at the
+    camera's height (jointdistill_core.ground_scale); None when no camera height was given
+    or no ground plane fitted (the network's own scale).
     """
 
     depth: np.ndarray | None
     labels: np.ndarray | None
+    ground_scale: float | None = None
 
 
 def _check_input_size(input_size: tuple[int, int] | list[int], source: str) -> tuple[int, int]:
@@ -433,28 +441,37 @@ class Predictor:
         model_K = scale_intrinsics(K, image_size, self.input_size_for(image_size))
         return focal_length_px(model_K) / self.canonical_focal_px
 
-    def predict(self, image: np.ndarray, K: np.ndarray | None = None) -> Prediction:
+    def predict(self, image: np.ndarray, K: np.ndarray | None = None,
+                camera_height: float | None = None, ground_class: int = FLAT) -> Prediction:
         """(H, W, 3) uint8 RGB -> Prediction: depth (H, W) float32 metres, labels (H, W) uint8
         ids.
 
         K: the image's (3, 3) intrinsics in pixels (CameraInfo's K); None assumes a
         horizontal field of view of DEFAULT_HFOV_DEG. Only a canonical-camera network's
-        depth depends on it. Both outputs at the image's resolution; a single-task network
-        returns None for the task it lacks. Raises ValueError naming the shape or dtype of a
-        bad image or K.
+        depth depends on it. camera_height: metres of the camera above the ground; when
+        given, the depth is rescaled so the pixels segmented as ground_class lie on a plane
+        at that height (`Prediction.ground_scale`; needs a network with both tasks). Both
+        outputs at the image's resolution; a single-task network returns None for the task
+        it lacks. Raises ValueError naming the shape or dtype of a bad image or K.
         """
-        return self.predict_batch([image], [K])[0]
+        return self.predict_batch([image], [K], [camera_height], ground_class)[0]
 
     def predict_batch(self, images: Sequence[np.ndarray],
-                      Ks: Sequence[np.ndarray | None] | None = None) -> list[Prediction]:
+                      Ks: Sequence[np.ndarray | None] | None = None,
+                      camera_heights: Sequence[float | None] | None = None,
+                      ground_class: int = FLAT) -> list[Prediction]:
         """`predict` for several images (e.g. one per camera), in as few forward passes as
         their model input sizes allow: images whose `input_size_for` agrees (cameras of one
         aspect ratio) share one (N, 3, h, w) batch. Returns one Prediction per image, in order;
         the outputs equal those of `predict` on each image. `timings` covers the whole call.
-        Ks: one K (or None) per image; None for all defaults."""
+        Ks, camera_heights: one value (or None) per image; None for all defaults."""
         Ks = [None] * len(images) if Ks is None else list(Ks)
-        if len(Ks) != len(images):
-            raise ValueError(f'predict_batch: {len(images)} images but {len(Ks)} Ks')
+        heights = [None] * len(images) if camera_heights is None else list(camera_heights)
+        if len(Ks) != len(images) or len(heights) != len(images):
+            raise ValueError(f'predict_batch: {len(images)} images but {len(Ks)} Ks and '
+                             f'{len(heights)} camera heights')
+        if any(height is not None for height in heights):
+            self._check_ground_prior(heights, ground_class)
         start = time.perf_counter()
         inputs = [self.preprocess(image) for image in images]
         scales = [self.metric_scale(image.shape[:2], K) for image, K in zip(images, Ks)]
@@ -473,12 +490,27 @@ class Predictor:
         post_start = time.perf_counter()
         predictions = [_at_image_size(depth, labels, image.shape[:2], scale)
                        for (depth, labels), image, scale in zip(raw, images, scales)]
+        predictions = [
+            prediction if height is None else _on_ground(prediction, image, K, height,
+                                                         ground_class)
+            for prediction, image, K, height in zip(predictions, images, Ks, heights)]
         end = time.perf_counter()
         self.timings = {'preprocess_ms': (forward_start - start) * 1e3,
                         'forward_ms': (post_start - forward_start) * 1e3,
                         'postprocess_ms': (end - post_start) * 1e3,
                         'total_ms': (end - start) * 1e3}
         return predictions
+
+    def _check_ground_prior(self, heights: list[float | None], ground_class: int) -> None:
+        if self.num_classes is None or self.max_depth is None:
+            raise ValueError('camera_height needs a network that predicts depth and '
+                             'segmentation (the ground is found in its labels)')
+        if not 0 <= ground_class < self.num_classes:
+            raise ValueError(f'ground_class {ground_class} is not a class of this network '
+                             f'({self.num_classes} classes)')
+        for height in heights:
+            if height is not None and not (math.isfinite(height) and height > 0):
+                raise ValueError(f'camera_height must be > 0 metres, got {height}')
 
     @property
     def last_forward_ms(self) -> float | None:
@@ -513,6 +545,18 @@ def model_num_classes(path: str | Path) -> int | None:
     # The spec may leave num_classes to the architecture's default: build it (random weights).
     model = build_model(read_checkpoint_config(path)['model'])
     return getattr(model, 'num_classes', None)
+
+
+def _on_ground(prediction: Prediction, image: np.ndarray, K: np.ndarray | None,
+               camera_height: float, ground_class: int) -> Prediction:
+    """The prediction with its depth rescaled so its ground lies at camera_height metres."""
+    if K is None:
+        K = default_intrinsics(*image.shape[:2])
+    scale = ground_scale(prediction.depth, prediction.labels, np.asarray(K, np.float64),
+                         camera_height, ground_class)
+    if scale is None:
+        return prediction
+    return Prediction(prediction.depth * np.float32(scale), prediction.labels, scale)
 
 
 def _at_image_size(depth: np.ndarray | None, labels: np.ndarray | None,

@@ -12,7 +12,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from jointdistill_core.classes import SKY
+from jointdistill_core.classes import FLAT, SKY
 from jointdistill_core.inference import BACKENDS
 from jointdistill_core.shipped import SHIPPED_MODEL, default_model_path
 from jointdistill_ros.qos import QOS_PROFILES
@@ -95,6 +95,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('sky_class', SKY, 'Class id of sky for sky_as_inf (Cityscapes-7: 4); must be '
                   'below the model\'s number of classes when sky_as_inf is true.',
                   int_range=(0, 254)),
+    ParameterSpec('camera_height', 0.0, 'Height in metres of the camera above the ground '
+                  '(from the robot\'s URDF). > 0: each frame\'s depth is rescaled so that the '
+                  'pixels segmented as ground_class lie on a plane at this height, which fixes '
+                  'the metric scale on frames unlike the training data (docs/real_world.md). '
+                  '0 = off. With cameras, camera.<name>.height overrides it.',
+                  float_range=(0.0, 100.0)),
+    ParameterSpec('ground_class', FLAT, 'Class id of the ground for camera_height '
+                  '(Cityscapes-7: 0, flat); must be below the model\'s number of classes.',
+                  int_range=(0, 254)),
     ParameterSpec('pointcloud_color', 'segmentation', 'Colour of the points: class colours '
                   'or the camera image.', choices=POINTCLOUD_COLORS),
     ParameterSpec('pointcloud_stride', 2, 'Keep every n-th pixel in both directions for the '
@@ -123,6 +132,8 @@ def camera_parameters(name: str) -> tuple[ParameterSpec, ...]:
                       'relative to the node\'s (e.g. front: front/depth/image).'),
         ParameterSpec(prefix + 'transport', '', f'Transport of camera {name}: raw or '
                       'compressed; empty = the node\'s transport parameter.'),
+        ParameterSpec(prefix + 'height', 0.0, f'Height in metres of camera {name} above the '
+                      'ground; 0 = the node\'s camera_height.', float_range=(0.0, 100.0)),
     )
 
 
@@ -133,13 +144,15 @@ class ConfigureError(Exception):
 @dataclass(frozen=True)
 class CameraSettings:
     """One camera: its name ('' for the node's single camera), input topics (relative or
-    absolute, remappable), output namespace ('' = the node's) and transport."""
+    absolute, remappable), output namespace ('' = the node's), transport and height above
+    the ground in metres (None: depth keeps the network's scale)."""
 
     name: str
     image_topic: str
     camera_info_topic: str
     namespace: str
     transport: str
+    height: float | None = None
 
 
 
@@ -159,6 +172,7 @@ class NodeSettings:
     publisher_depth: int
     sky_as_inf: bool
     sky_class: int
+    ground_class: int
     pointcloud_color: str
     pointcloud_stride: int
     overlay_alpha: float
@@ -178,9 +192,10 @@ def cameras_from_values(values: dict[str, Any]) -> tuple[CameraSettings, ...]:
     """The cameras of the node: the `cameras` list with each one's camera.<name>.* values, or
     the single camera on image and camera_info when the list is empty."""
     transport = _check_choice(values, 'transport', TRANSPORTS)
+    node_height = values['camera_height'] or None
     names = list(values['cameras'])
     if not names:
-        return (CameraSettings('', 'image', 'camera_info', '', transport),)
+        return (CameraSettings('', 'image', 'camera_info', '', transport, node_height),)
     for name in names:
         if not _CAMERA_NAME.fullmatch(name):
             raise ConfigureError(f"parameter 'cameras': {name!r} is not a camera name (a letter, "
@@ -200,7 +215,8 @@ def cameras_from_values(values: dict[str, Any]) -> tuple[CameraSettings, ...]:
             raise ConfigureError(f"parameter '{prefix}transport' is '{own_transport}'; "
                                  f"expected one of {', '.join(TRANSPORTS)} (or empty)")
         cameras.append(CameraSettings(name, values[prefix + 'image'],
-                                      values[prefix + 'camera_info'], namespace, own_transport))
+                                      values[prefix + 'camera_info'], namespace, own_transport,
+                                      values[prefix + 'height'] or node_height))
     for field, label in (('namespace', 'namespace'), ('image_topic', 'image')):
         seen: dict[str, str] = {}
         for camera in cameras:
@@ -237,6 +253,7 @@ def settings_from_values(values: dict[str, Any]) -> NodeSettings:
         publisher_depth=values['qos.publisher_depth'],
         sky_as_inf=values['sky_as_inf'],
         sky_class=values['sky_class'],
+        ground_class=values['ground_class'],
         pointcloud_color=_check_choice(values, 'pointcloud_color', POINTCLOUD_COLORS),
         pointcloud_stride=values['pointcloud_stride'],
         overlay_alpha=values['overlay_alpha'],

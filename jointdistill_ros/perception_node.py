@@ -80,6 +80,10 @@ def load_predictor(settings: NodeSettings) -> tuple[Any, list[str]]:
     if settings.sky_as_inf and settings.sky_class >= predictor.num_classes:
         raise ConfigureError(f"parameter 'sky_class' is {settings.sky_class} but the model has "
                              f'{predictor.num_classes} classes (sky_as_inf is true)')
+    if any(camera.height for camera in settings.cameras) \
+            and settings.ground_class >= predictor.num_classes:
+        raise ConfigureError(f"parameter 'ground_class' is {settings.ground_class} but the model "
+                             f'has {predictor.num_classes} classes (a camera height is set)')
     return predictor, [str(warning.message) for warning in caught]
 
 
@@ -286,7 +290,9 @@ class PerceptionNode(LifecycleNode):
                  for stream, frame in batch]
         predictor = self._predictor
         predictions = predictor.predict_batch([frame.rgb for _, frame in batch],
-                                              [K for _, K in infos])
+                                              [K for _, K in infos],
+                                              [stream.camera.height for stream, _ in batch],
+                                              self._settings.ground_class)
         for (stream, frame), prediction, (info, K) in zip(batch, predictions, infos):
             stream.publish(frame, prediction, info, K, predictor.num_classes,
                            predictor.max_depth)

@@ -41,7 +41,8 @@ def _require_rviz(context):
 
 
 def _perception_node(context):
-    """The node, with model_path and device overriding params_file only when given."""
+    """The node, with model_path, device, transport, cameras and camera_height overriding
+    params_file only when given."""
     overrides = {
         'autostart': True,
         'use_sim_time': LaunchConfiguration('use_sim_time').perform(context).lower() == 'true',
@@ -50,6 +51,12 @@ def _perception_node(context):
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
+    height = LaunchConfiguration('camera_height').perform(context)
+    if height:
+        try:
+            overrides['camera_height'] = float(height)
+        except ValueError:
+            raise ValueError(f'camera_height:={height} is not a number of metres') from None
     cameras = [name.strip() for name in LaunchConfiguration('cameras').perform(context).split(',')
                if name.strip()]
     if cameras:
@@ -98,6 +105,11 @@ def generate_launch_description():
                               description='Image transport: raw or compressed (subscribes to '
                                           '<image>/compressed); empty = the value in '
                                           'params_file (default: raw).'),
+        DeclareLaunchArgument('camera_height', default_value='',
+                              description='Metres of the camera above the ground (your URDF): '
+                                          'rescales depth so the segmented ground lies at that '
+                                          'height; empty = the value in params_file (default: '
+                                          '0, off).'),
         DeclareLaunchArgument('cameras', default_value='',
                               description='Comma-separated camera names for one node serving '
                                           'several cameras (e.g. front,rear); empty = the '

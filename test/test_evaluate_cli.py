@@ -138,13 +138,50 @@ def test_predictor_protocol_scores_each_frame_at_its_size_with_its_K(tmp_path):
     assert 'miou' not in metrics  # the folder has no labels
     assert metrics['constant_abs_rel'] == pytest.approx(0.0)  # depth is constant per frame
     predictor = Predictor.from_model(model, (64, 128), device='cpu')
-    relative = []
+    relative, ratios, aligned = [], [], []
     for i, truth in enumerate((4.0, 9.0)):
         image = cv2.cvtColor(cv2.imread(str(root / 'rgb' / f'{i}.png')), cv2.COLOR_BGR2RGB)
         depth = predictor.predict(image, np.load(root / 'K' / f'{i}.npy')).depth
         relative.append(np.abs(depth - truth).ravel() / truth)
+        ratios.append(np.median(depth) / truth)
+        aligned.append(np.abs(depth / ratios[-1] - truth).ravel() / truth)
     assert metrics['abs_rel'] == pytest.approx(float(np.concatenate(relative).mean()), rel=1e-5)
+    # Scale and shape apart: the median of the two frames' ratios (the mean of two), and the
+    # error left once each frame is divided by its own.
+    assert metrics['scale_ratio'] == pytest.approx(float(np.mean(ratios)), rel=1e-5)
+    assert metrics['scale_aligned_abs_rel'] == pytest.approx(
+        float(np.concatenate(aligned).mean()), rel=1e-4)
+    assert metrics['scale_aligned_abs_rel'] < metrics['abs_rel']
     assert (tmp_path / 'eval' / 'samples.png').is_file()
+
+
+def test_camera_height_rescales_each_frame_to_its_ground_under_the_predictor_protocol(
+        tmp_path, tiny_student, capsys):
+    from jointdistill_core.inference import Predictor
+    root = tmp_path / 'frames'
+    _write_depth_folder(root, [(64, 128), (64, 128)], [4.0, 9.0])
+    checkpoint, data = str(tmp_path / 'student'), f'folder:{root}'
+    assert main(['evaluate', '--checkpoint', checkpoint, '--data', data, '--camera-height', '1.5',
+                 '--out', str(tmp_path / 'network')]) == 2
+    assert '--camera-height belongs to the predictor protocol' in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: usage and the reason, exit status 2
+        main(['evaluate', '--checkpoint', checkpoint, '--data', data, '--camera-height', '-1',
+              '--out', str(tmp_path / 'negative')])
+    assert 'must be > 0' in capsys.readouterr().err
+    assert main(['evaluate', '--checkpoint', checkpoint, '--data', data, '--protocol',
+                 'predictor', '--camera-height', '1.5', '--out', str(tmp_path / 'eval')]) == 0
+    report = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
+    assert report['camera_height'] == 1.5
+    predictor = Predictor.from_model(tiny_student, (64, 128), device='cpu')
+    scales, relative = [], []
+    for i, truth in enumerate((4.0, 9.0)):
+        image = cv2.cvtColor(cv2.imread(str(root / 'rgb' / f'{i}.png')), cv2.COLOR_BGR2RGB)
+        prediction = predictor.predict(image, np.load(root / 'K' / f'{i}.npy'), 1.5)
+        scales.append(prediction.ground_scale)
+        relative.append(np.abs(prediction.depth - truth).ravel() / truth)
+    metrics = report['metrics']
+    assert metrics['ground_scaled_frames'] == sum(s is not None for s in scales) / 2
+    assert metrics['abs_rel'] == pytest.approx(float(np.concatenate(relative).mean()), rel=1e-5)
 
 
 def test_sparse_ground_truth_grows_to_patches_and_leaves_the_rest_invalid():

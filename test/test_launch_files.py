@@ -37,8 +37,8 @@ SIGINT_STOP_S = 20
 # Nodes of other packages a launch file may start, each only behind a condition.
 OPTIONAL_FOREIGN_NODES = {'rviz2': 'rviz2'}
 LAUNCH_ARGUMENTS = {'image_topic', 'camera_info_topic', 'namespace', 'params_file',
-                    'model_path', 'device', 'transport', 'cameras', 'use_sim_time', 'respawn',
-                    'rviz'}
+                    'model_path', 'device', 'transport', 'cameras', 'camera_height',
+                    'use_sim_time', 'respawn', 'rviz'}
 
 
 def console_scripts() -> set[str]:

@@ -1,7 +1,7 @@
 """The shipped launch file under launch_testing: the node it starts reaches active, serves every
 documented topic for frames sent to the remapped image topic, and every argument (namespace,
-image_topic, camera_info_topic, params_file, model_path, device) shows in what the node does
-and in its parameters. Runs in its own ROS domain (conftest)."""
+image_topic, camera_info_topic, params_file, model_path, device, camera_height) shows in what
+the node does and in its parameters. Runs in its own ROS domain (conftest)."""
 from __future__ import annotations
 
 import math
@@ -69,7 +69,8 @@ def generate_test_description():
     params_file = write_params_file(Path(scratch.name) / 'params.yaml')
     arguments = {'namespace': NAMESPACE, 'image_topic': IMAGE_TOPIC,
                  'camera_info_topic': CAMERA_INFO_TOPIC, 'params_file': str(params_file),
-                 'model_path': str(checkpoint), 'device': 'cpu', 'rviz': 'false'}
+                 'model_path': str(checkpoint), 'device': 'cpu', 'camera_height': '1.25',
+                 'rviz': 'false'}
     return launch_description_under_test(arguments), {'scratch': scratch,
                                                       'checkpoint': checkpoint}
 
@@ -144,10 +145,11 @@ class TestLaunchedNode(unittest.TestCase):
     def test_parameters_come_from_the_arguments_over_the_params_file(self, checkpoint):
         values = get_parameters(self.probe, self.node_name, [
             'model_path', 'device', 'pointcloud_stride', 'num_threads', 'backend', 'autostart',
-            'use_sim_time'])
+            'use_sim_time', 'camera_height'])
         self.assertEqual(values, {
             'model_path': str(checkpoint), 'device': 'cpu', 'pointcloud_stride': POINTCLOUD_STRIDE,
-            'num_threads': 1, 'backend': 'torch', 'autostart': True, 'use_sim_time': False})
+            'num_threads': 1, 'backend': 'torch', 'autostart': True, 'use_sim_time': False,
+            'camera_height': 1.25})
 
 
 @launch_testing.post_shutdown_test()

@@ -61,6 +61,16 @@ def test_settings_reject_bad_values_naming_the_parameter():
     assert settings_from_values(default_values()).input_size is None
 
 
+def test_a_ground_class_the_model_lacks_fails_configure_only_with_a_camera_height(tmp_path):
+    from jointdistill_ros.perception_node import load_predictor
+    checkpoint = save_tiny_student(tmp_path / 'student')  # 7 classes
+    values = default_values(model_path=str(checkpoint), device='cpu', ground_class=9)
+    predictor, _ = load_predictor(settings_from_values(values))
+    assert predictor.num_classes == 7
+    with pytest.raises(ConfigureError, match="'ground_class' is 9 but the model has 7"):
+        load_predictor(settings_from_values({**values, 'camera_height': 1.5}))
+
+
 def test_every_parameter_has_a_description_and_the_right_limits():
     for spec in PARAMETERS:
         descriptor = spec.descriptor()
@@ -220,6 +230,48 @@ def test_outputs_match_the_predictor_and_the_back_projection(ros_env, tmp_path):
         np.testing.assert_allclose(point, [(u - cx) * z / fx, (v - cy) * z / fy, z],
                                    rtol=1e-4, atol=1e-4)
     assert received['jointdistill_perception/latency_ms'].data > 0
+
+
+@pytest.mark.ros
+def test_camera_height_puts_the_published_depth_on_the_ground(ros_env, tmp_path):
+    """The shipped student on a synthetic street, camera_height set: the published depth is
+    the Predictor's with that height (rescaled to the ground), not its plain depth."""
+    from conftest import REPO_ROOT
+    from jointdistill_core.data.synthetic import SceneMix, render_scene
+    from jointdistill_core.inference import Predictor
+    from jointdistill_ros.image_codec import imgmsg_to_numpy
+
+    scene = render_scene(21, 240, 320, SceneMix.parse('road=1'), (60.0, 60.0),
+                         camera_effects=False)
+    model = REPO_ROOT / 'models' / 'jointdistill_student.safetensors'
+    parameters = {'model_path': str(model), 'autostart': True, 'device': 'cpu',
+                  'camera_height': 1.4}
+    message = rgb_image_message(scene.image, STAMP_NS, FRAME_ID)
+    info = CameraInfo(header=message.header, height=240, width=320, k=scene.K.ravel().tolist())
+    with NodeProcess(ros_env, parameters, log_path=tmp_path / 'node.log') as node_process, \
+            TestNode('probe') as probe:
+        received = []
+        probe.node.create_subscription(Image, 'depth/image', received.append, 5)
+        image_publisher = probe.node.create_publisher(Image, 'image', 5)
+        info_publisher = probe.node.create_publisher(CameraInfo, 'camera_info', 5)
+        probe.spin_until(lambda: image_publisher.get_subscription_count() > 0
+                         and info_publisher.get_subscription_count() > 0, 90,
+                         f'the node to subscribe (log: {node_process.log_path})')
+        for _ in range(60):
+            info_publisher.publish(info)
+            probe.spin_for(0.1)
+            image_publisher.publish(message)
+            probe.spin_for(0.4)
+            if received:
+                break
+        assert received, f'no depth image; node log:\n{node_process.log()}'
+    predictor = Predictor.from_checkpoint(model, device='cpu')
+    expected = predictor.predict(scene.image, scene.K, camera_height=1.4)
+    plain = predictor.predict(scene.image, scene.K)
+    assert expected.ground_scale is not None and abs(expected.ground_scale - 1.0) > 0.01
+    depth = imgmsg_to_numpy(received[0])
+    np.testing.assert_allclose(depth, expected.depth, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(depth, plain.depth, rtol=1e-3)
 
 
 @pytest.mark.ros

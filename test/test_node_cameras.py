@@ -59,6 +59,16 @@ def test_camera_defaults_follow_the_name_and_the_node_transport():
         CameraSettings('rear', 'rear/image', 'rear/camera_info', 'robot/rear', 'raw'))
 
 
+def test_camera_heights_fall_back_to_the_node_height_and_zero_means_none():
+    assert cameras_from_values(values(camera_height=1.65))[0].height == 1.65
+    assert cameras_from_values(values())[0].height is None
+    cameras = cameras_from_values(values(('front', 'rear'), camera_height=0.8,
+                                         **{'camera.rear.height': 1.2}))
+    assert [camera.height for camera in cameras] == [0.8, 1.2]
+    cameras = cameras_from_values(values(('front', 'rear'), **{'camera.rear.height': 1.2}))
+    assert [camera.height for camera in cameras] == [None, 1.2]
+
+
 @pytest.mark.parametrize('cameras, changes, message', [
     (('front', '2nd'), {}, "'2nd' is not a camera name"),
     (('front', 'front'), {}, 'lists front more than once'),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from jointdistill_core.cli import CliError
-from jointdistill_core.cli.arguments import device_name
+from jointdistill_core.cli.arguments import device_name, positive_float
 
 SAMPLE_COUNT = 4
 PROTOCOLS = ('network', 'predictor')
@@ -56,6 +56,10 @@ def register(subparsers) -> None:
     parser.add_argument('--input-size',
                         help='predictor protocol: model input HxW pixels for images of that '
                              'aspect, the pixel budget for others (default: the checkpoint\'s)')
+    parser.add_argument('--camera-height', type=positive_float, default=None,
+                        help='predictor protocol: metres of the camera above the ground; each '
+                             'frame\'s depth is rescaled so the ground the network segments lies '
+                             'at that height (docs/real_world.md)')
     parser.add_argument('--batch-size', type=int, default=8, help='frames per forward pass')
     parser.add_argument('--device', default='auto', type=device_name,
                         help='auto, cpu, cuda or cuda:N (default: auto); no CPU fallback')
@@ -82,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == 'predictor' and args.size:
         raise CliError('--size resizes frames for the network protocol; the predictor protocol '
                        'keeps each frame\'s resolution (set the model input with --input-size)')
-    if args.protocol == 'network' and args.input_size:
-        raise CliError('--input-size belongs to the predictor protocol (--protocol predictor)')
+    for option, value in (('--input-size', args.input_size),
+                          ('--camera-height', args.camera_height)):
+        if args.protocol == 'network' and value:
+            raise CliError(f'{option} belongs to the predictor protocol (--protocol predictor)')
     if (Path(args.out) / 'metrics.json').exists() and not args.force:
         raise CliError(f'{args.out} already holds an evaluation (metrics.json); pass --force '
                        'to replace it')
@@ -111,13 +117,14 @@ def run(args: argparse.Namespace) -> int:
     with torch.inference_mode():
         if args.protocol == 'predictor':
             metrics = _predictor_metrics(args.checkpoint, input_size, args.device, dataset,
-                                         data_classes)
+                                         data_classes, args.camera_height)
         else:
             metrics = _network_metrics(model, dataset, data_classes, device, args.batch_size)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {'checkpoint': str(args.checkpoint), 'model': meta['model'], 'data': args.data,
               'split': args.split, 'protocol': args.protocol, 'frames': len(dataset),
+              'camera_height': args.camera_height,
               'num_classes': data_classes, 'metrics': metrics}
     (out / 'metrics.json').write_text(json.dumps(report, indent=2) + '\n')
     table = format_table(metrics)
@@ -149,7 +156,7 @@ def _network_metrics(model, dataset, num_classes: int, device, batch_size: int) 
 
 
 def _predictor_metrics(checkpoint: str, input_size, device: str, dataset,
-                       num_classes: int) -> dict:
+                       num_classes: int, camera_height: float | None) -> dict:
     from jointdistill_core.inference import Predictor
     from jointdistill_core.training.evaluate import evaluate_predictor
     try:
@@ -158,7 +165,12 @@ def _predictor_metrics(checkpoint: str, input_size, device: str, dataset,
                                         input_size=input_size, strict_device=True)
     except ValueError as error:
         raise CliError(str(error)) from None
-    return evaluate_predictor(predictor, dataset, num_classes, progress=True)
+    if camera_height is not None and (predictor.num_classes is None
+                                      or predictor.max_depth is None):
+        raise CliError(f'--camera-height needs a network that predicts depth and segmentation '
+                       f'(the ground is found in its labels); {checkpoint} does not')
+    return evaluate_predictor(predictor, dataset, num_classes, progress=True,
+                              camera_height=camera_height)
 
 
 def write_samples(model, dataset, num_classes: int, device, path: Path,

@@ -79,30 +79,47 @@ def sample_rgb8(sample: dict) -> np.ndarray:
 
 
 def evaluate_predictor(predictor, dataset: Dataset, num_classes: int,
-                       progress: bool = False) -> dict[str, float]:
+                       progress: bool = False,
+                       camera_height: float | None = None) -> dict[str, float]:
     """Metrics of `predictor` (jointdistill_core.inference.Predictor) over `dataset`, one frame
     at a time at the frame's own resolution with its K: what the ROS node computes.
 
     Same keys as `evaluate_model` for what the predictor outputs and the dataset annotates
     (a task without any ground truth in the split is left out), plus the reference of a
     constant depth per frame (the median of that frame's ground truth, an oracle no network
-    can know) as 'constant_abs_rel' and 'constant_delta1'.
+    can know) as 'constant_abs_rel' and 'constant_delta1', and what the depth would score with
+    each frame's scale corrected: 'scale_ratio' (median over frames of each frame's median
+    predicted / true depth; 1 = no scale bias), 'scale_aligned_abs_rel' and
+    'scale_aligned_delta1' (each frame's depth divided by its ratio first: the shape of the
+    depth alone, the median scaling of the self-supervised depth literature).
+
+    camera_height (metres above the ground, the same for every frame) rescales each frame's
+    depth to the ground (`Predictor.predict`); 'ground_scaled_frames' is then the fraction of
+    frames where a ground plane fitted and 'ground_scale' the median factor applied.
     """
     segmentation = SegmentationAccumulator(num_classes) if predictor.num_classes else None
-    depth_errors, constant_errors = DepthAccumulator(), DepthAccumulator()
+    depth_errors, constant_errors, aligned_errors = (DepthAccumulator(), DepthAccumulator(),
+                                                     DepthAccumulator())
+    ground_scales, scale_ratios = [], []
     for index in tqdm(range(len(dataset)), desc='evaluate', unit='frame', disable=not progress,
                       dynamic_ncols=True):
         sample = dataset[index]
-        prediction = predictor.predict(sample_rgb8(sample), sample['K'].double().numpy())
+        prediction = predictor.predict(sample_rgb8(sample), sample['K'].double().numpy(),
+                                       camera_height)
+        ground_scales.append(prediction.ground_scale)
         depth, labels = prediction.depth, prediction.labels
         truth = sample['depth'][0].numpy()
         if segmentation is not None:
             segmentation.update(labels, sample['labels'].numpy())
         if depth is not None:
             depth_errors.update(depth, truth)
-            valid = truth[truth > 0]
-            if valid.size:
-                constant_errors.update(np.full_like(truth, np.median(valid)), truth)
+            valid = np.isfinite(truth) & (truth > 0)
+            if valid.any():
+                constant_errors.update(np.full_like(truth, np.median(truth[valid])), truth)
+                ratio = float(np.median(depth[valid] / truth[valid]))
+                if np.isfinite(ratio) and ratio > 0:
+                    scale_ratios.append(ratio)
+                    aligned_errors.update(depth / np.float32(ratio), truth)
     metrics: dict[str, float] = {}
     if segmentation is not None and segmentation.confusion.sum():
         computed = segmentation.compute()
@@ -111,8 +128,17 @@ def evaluate_predictor(predictor, dataset: Dataset, num_classes: int,
     if computed['valid_pixels']:
         metrics.update({key: computed[key] for key in DEPTH_KEYS})
         constant = constant_errors.compute()
+        aligned = aligned_errors.compute()
         metrics.update({'constant_abs_rel': constant['abs_rel'],
-                        'constant_delta1': constant['delta1']})
+                        'constant_delta1': constant['delta1'],
+                        'scale_ratio': float(np.median(scale_ratios)) if scale_ratios
+                        else math.nan,
+                        'scale_aligned_abs_rel': aligned['abs_rel'],
+                        'scale_aligned_delta1': aligned['delta1']})
+    if camera_height is not None:
+        fitted = [scale for scale in ground_scales if scale is not None]
+        metrics.update({'ground_scaled_frames': len(fitted) / len(ground_scales),
+                        'ground_scale': float(np.median(fitted)) if fitted else math.nan})
     return metrics
 
 
@@ -140,7 +166,8 @@ def _format_value(key: str, value: float) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return 'n/a'
     if key in ('miou', 'pixel_acc', 'delta1', 'delta2', 'delta3', 'constant_delta1',
-               'agreement_miou', 'agreement_pixel_acc', 'agreement_delta1'):
+               'agreement_miou', 'agreement_pixel_acc', 'agreement_delta1',
+               'ground_scaled_frames', 'scale_aligned_delta1'):
         return f'{100 * value:.2f} %'
     if key in ('abs_err', 'rmse'):
         return f'{value:.4f} m'
