@@ -6,7 +6,8 @@ what a 640x480 camera frame costs between the subscription and the publishers.
 CPU time of this process (not wall time), so the figures hold on a shared machine; with one
 thread it equals the time on an idle core. Steps: decoding a raw rgb8 message and a JPEG
 CompressedImage (quality 90), the Predictor (480x640 rgb8 -> 256x512 model input -> depth and
-labels at 480x640) on each backend, the REP 117 depth image, the colourings, the overlay, and
+labels at 480x640) on each backend, the ground-plane scale of `camera_height` (on the rendered
+street's own depth and labels), the REP 117 depth image, the colourings, the overlay, and
 the point cloud at the shipped stride 2. Only public functions
 are timed, so the same script measures an older checkout for before/after comparisons.
 """
@@ -27,6 +28,7 @@ from jointdistill_core.bags.compressed import compressed_to_rgb
 from jointdistill_core.classes import DEFAULT_NUM_CLASSES
 from jointdistill_core.data.synthetic import render_scene
 from jointdistill_core.geometry import backproject, default_intrinsics
+from jointdistill_core.ground_scale import ground_scale
 from jointdistill_core.inference import Predictor
 from jointdistill_core.models.factory import build_model
 from jointdistill_core.visualize import colorize_depth, colorize_labels, overlay_labels
@@ -38,6 +40,7 @@ CAMERA = (480, 640)
 MODEL_INPUT = (256, 512)
 STRIDE = 2
 JPEG_DECODE_STEP = 'decode JPEG CompressedImage (quality 90)'
+GROUND_STEP = 'ground-plane scale (camera_height set)'
 
 
 def cpu_ms(function: Callable[[], object], repeats: int) -> float:
@@ -64,7 +67,8 @@ def measure(repeats: int = 30) -> dict[str, float]:
 def _measure(repeats: int) -> dict[str, float]:
     torch.manual_seed(0)
     student = build_model({'arch': 'student'}).eval()
-    image = render_scene(7, *CAMERA).image
+    scene = render_scene(7, *CAMERA)
+    image = scene.image
     message = numpy_to_imgmsg(image, 'rgb8')
     compressed = encode_compressed_image(image, 'jpeg', 0)  # quality 90, as image_transport's
     steps: dict[str, float] = {
@@ -74,6 +78,9 @@ def _measure(repeats: int) -> dict[str, float]:
                            ('onnxruntime', {'backend': 'onnxruntime', 'num_threads': 1})):
         predictor = Predictor.from_model(student, MODEL_INPUT, device='cpu', **options)
         steps[f'Predictor ({label})'] = cpu_ms(lambda p=predictor: p.predict(image), repeats)
+    steps[GROUND_STEP] = cpu_ms(
+        lambda: ground_scale(scene.depth, scene.labels, scene.K, float(scene.camera_position[2])),
+        repeats)
     prediction = predictor.predict(image)
     depth, labels = prediction.depth, prediction.labels
     depth = depth_for_publishing(depth, labels, None)
