@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from jointdistill_core.classes import FLAT
+from jointdistill_core.geometry import backproject
 
 # Fewer ground pixels than this (at the image's resolution) and no scale is estimated.
 MIN_GROUND_PIXELS = 200
@@ -33,16 +34,6 @@ INLIER_TOLERANCE = 0.05
 # The ground's normal must lie within this angle of the camera's down axis (optical y):
 # cameras are mounted between level and steeply looking down, never facing a wall as floor.
 MAX_TILT_DEG = 60.0
-
-
-def back_project(depth: np.ndarray, K: np.ndarray, rows: np.ndarray,
-                 cols: np.ndarray) -> np.ndarray:
-    """Pixels (rows, cols) of a depth map (H, W) metres -> (N, 3) points in the camera's
-    optical frame (x right, y down, z forward), metres."""
-    z = depth[rows, cols].astype(np.float64)
-    x = (cols - K[0, 2]) / K[0, 0] * z
-    y = (rows - K[1, 2]) / K[1, 1] * z
-    return np.stack([x, y, z], axis=1)
 
 
 def fit_plane(points: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -85,7 +76,8 @@ def ground_scale(depth: np.ndarray, labels: np.ndarray, K: np.ndarray, camera_he
     if rows.size < MIN_GROUND_PIXELS:
         return None
     step = max(1, math.ceil(rows.size / MAX_FIT_POINTS))
-    plane = fit_plane(back_project(depth, K, rows[::step], cols[::step]))
+    points = backproject(depth, K)[rows[::step], cols[::step]].astype(np.float64)
+    plane = fit_plane(points)
     if plane is None:
         return None
     normal, height = plane
