@@ -191,6 +191,8 @@ class CameraStream:
         out['depth'].publish(numpy_to_imgmsg(depth, '32FC1', header))
         out['camera_info'].publish(info)
         out['labels'].publish(numpy_to_imgmsg(labels, 'mono8', header))
+        if self.camera.height is not None:
+            self.stats.record_ground_scale(prediction.ground_scale)
         wanted = {key for key in VISUAL_OUTPUTS if out[key].get_subscription_count() > 0}
         if 'depth_color' in wanted:
             far = settings.max_depth_color or min(float(max_depth), DEFAULT_COLOR_FAR_M)

@@ -33,6 +33,10 @@ class StatsReport:
     frames_dropped: int
     frames_rejected: int
     camera_info_rejected: int = 0
+    # With a camera height: frames of the window whose ground plane fitted, and the median
+    # factor applied to their depth (NaN when none fitted).
+    window_ground_fitted: int = 0
+    ground_scale_median: float = float('nan')
 
 
 class FrameStats:
@@ -50,6 +54,7 @@ class FrameStats:
             self._latency_ms: list[float] = []
             self._window_rejected = 0
             self._camera_info_rejected = 0
+            self._ground_scales: list[float] = []
 
     def record_received(self, replaced_unprocessed: bool) -> None:
         """A message reached the subscription; `replaced_unprocessed` counts a drop."""
@@ -75,13 +80,21 @@ class FrameStats:
             self._processing_ms.append(processing_ms)
             self._latency_ms.append(latency_ms)
 
+    def record_ground_scale(self, scale: float | None) -> None:
+        """A frame of a camera with a height: the ground factor applied (None: no ground)."""
+        if scale is not None:
+            with self._lock:
+                self._ground_scales.append(scale)
+
     def report(self, window_s: float) -> StatsReport:
         """Statistics of the last `window_s` seconds; starts a new timing window."""
         with self._lock:
             processing = np.asarray(self._processing_ms, np.float64)
             latency = np.asarray(self._latency_ms, np.float64)
             window_rejected = self._window_rejected
+            ground_scales = self._ground_scales
             self._processing_ms, self._latency_ms, self._window_rejected = [], [], 0
+            self._ground_scales = []
             counts = (self._received, self._processed, self._dropped, self._rejected)
             camera_info_rejected = self._camera_info_rejected
         frames = len(processing)
@@ -93,7 +106,10 @@ class FrameStats:
             window_frames=frames, window_rejected=window_rejected,
             frames_received=counts[0], frames_processed=counts[1],
             frames_dropped=counts[2], frames_rejected=counts[3],
-            camera_info_rejected=camera_info_rejected)
+            camera_info_rejected=camera_info_rejected,
+            window_ground_fitted=len(ground_scales),
+            ground_scale_median=float(np.median(ground_scales)) if ground_scales
+            else float('nan'))
 
 
 STATUS_NAME = 'jointdistill_perception: inference'
@@ -105,11 +121,13 @@ def status_name(camera: str = '') -> str:
 
 
 def diagnostic_status(report: StatsReport, node_name: str, device: str, state: str,
-                      camera: str = '', image_topic: str = '') -> DiagnosticStatus:
+                      camera: str = '', image_topic: str = '',
+                      camera_height: float | None = None) -> DiagnosticStatus:
     """One camera's DiagnosticStatus (named `status_name(camera)`).
 
-    Level OK while active and producing frames; WARN while active with no frame in the window
-    or with malformed messages rejected in the window; OK (message says so) when not active.
+    Level OK while active and producing frames; WARN while active with no frame in the window,
+    with malformed messages rejected in the window, or (camera_height set, metres) with no
+    frame of the window whose ground plane fitted; OK (message says so) when not active.
     """
     status = DiagnosticStatus(name=status_name(camera), hardware_id=device or 'none')
     if state != 'active':
@@ -119,6 +137,9 @@ def diagnostic_status(report: StatsReport, node_name: str, device: str, state: s
     elif report.window_rejected:
         status.level = DiagnosticStatus.WARN
         status.message = f'active: {report.window_rejected} malformed messages rejected'
+    elif camera_height is not None and report.window_ground_fitted == 0:
+        status.level = DiagnosticStatus.WARN
+        status.message = 'active: no ground found, depth keeps the network\'s own scale'
     else:
         status.level, status.message = DiagnosticStatus.OK, 'active'
     values = {
@@ -137,6 +158,10 @@ def diagnostic_status(report: StatsReport, node_name: str, device: str, state: s
         'frames_rejected': str(report.frames_rejected),
         'camera_info_rejected': str(report.camera_info_rejected),
     }
+    if camera_height is not None:
+        values.update({'camera_height_m': f'{camera_height:.3f}',
+                       'ground_fitted_frames': str(report.window_ground_fitted),
+                       'ground_scale_median': f'{report.ground_scale_median:.3f}'})
     status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
     return status
 

@@ -306,7 +306,8 @@ class PerceptionNode(LifecycleNode):
         device = str(self._predictor.device) if self._predictor is not None else 'none'
         statuses = [diagnostic_status(stream.stats.report(window_s),
                                       self.get_fully_qualified_name(), device, self._state_label,
-                                      stream.camera.name, stream.image_topic)
+                                      stream.camera.name, stream.image_topic,
+                                      stream.camera.height)
                     for stream in self._streams]
         self._diagnostics.publish(build_diagnostic_array(statuses,
                                                          self.get_clock().now().to_msg()))

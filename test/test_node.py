@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32, Header
 
@@ -142,6 +142,26 @@ def test_frame_stats_report_and_diagnostic_message():
     assert empty.frames_received == 20
 
 
+def test_ground_scale_diagnostics_warn_when_no_frame_found_the_ground():
+    stats = FrameStats()
+    for scale in (1.2, None, 1.6, 1.3):
+        stats.record_processed(processing_ms=5.0, latency_ms=10.0)
+        stats.record_ground_scale(scale)
+    status = diagnostic_status(stats.report(window_s=1.0), '/n', 'cpu', 'active',
+                               camera_height=0.45)
+    values = {pair.key: pair.value for pair in status.values}
+    assert (status.level, status.message) == (DiagnosticStatus.OK, 'active')
+    assert values['camera_height_m'] == '0.450'
+    assert values['ground_fitted_frames'] == '3' and values['ground_scale_median'] == '1.300'
+    stats.record_processed(processing_ms=5.0, latency_ms=10.0)
+    stats.record_ground_scale(None)
+    status = diagnostic_status(stats.report(window_s=1.0), '/n', 'cpu', 'active',
+                               camera_height=0.45)
+    assert status.level == DiagnosticStatus.WARN and 'no ground found' in status.message
+    without_height = diagnostic_status(stats.report(window_s=1.0), '/n', 'cpu', 'active')
+    assert 'ground_scale_median' not in {pair.key for pair in without_height.values}
+
+
 # ----------------------------------------------------------------------- the node process
 def camera_info_message(header: Header) -> CameraInfo:
     return CameraInfo(header=header, height=HEIGHT, width=WIDTH, distortion_model='plumb_bob',
@@ -245,13 +265,17 @@ def test_camera_height_puts_the_published_depth_on_the_ground(ros_env, tmp_path)
                          camera_effects=False)
     model = REPO_ROOT / 'models' / 'jointdistill_student.safetensors'
     parameters = {'model_path': str(model), 'autostart': True, 'device': 'cpu',
-                  'camera_height': 1.4}
+                  'camera_height': 1.4, 'diagnostics_period': 0.2}
     message = rgb_image_message(scene.image, STAMP_NS, FRAME_ID)
     info = CameraInfo(header=message.header, height=240, width=320, k=scene.K.ravel().tolist())
     with NodeProcess(ros_env, parameters, log_path=tmp_path / 'node.log') as node_process, \
             TestNode('probe') as probe:
         received = []
         probe.node.create_subscription(Image, 'depth/image', received.append, 5)
+        reports = []  # every /diagnostics report: the windows are short, most hold no frame
+        probe.node.create_subscription(
+            DiagnosticArray, '/diagnostics', lambda msg: reports.append(diagnostic_values(msg)),
+            10)
         image_publisher = probe.node.create_publisher(Image, 'image', 5)
         info_publisher = probe.node.create_publisher(CameraInfo, 'camera_info', 5)
         probe.spin_until(lambda: image_publisher.get_subscription_count() > 0
@@ -262,14 +286,19 @@ def test_camera_height_puts_the_published_depth_on_the_ground(ros_env, tmp_path)
             probe.spin_for(0.1)
             image_publisher.publish(message)
             probe.spin_for(0.4)
-            if received:
+            if len(received) >= 3:  # the first may beat its CameraInfo (default intrinsics)
                 break
-        assert received, f'no depth image; node log:\n{node_process.log()}'
+        assert len(received) >= 3, f'no depth images; node log:\n{node_process.log()}'
+        # The diagnostics of the window with that frame report the ground it showed.
+        probe.spin_until(lambda: any(report['ground_fitted_frames'] != '0'
+                                     for report in reports), 30, 'a report of the fitted ground')
+        fitted = next(report for report in reports if report['ground_fitted_frames'] != '0')
+        assert fitted['camera_height_m'] == '1.400' and float(fitted['ground_scale_median']) > 0
     predictor = Predictor.from_checkpoint(model, device='cpu')
     expected = predictor.predict(scene.image, scene.K, camera_height=1.4)
     plain = predictor.predict(scene.image, scene.K)
     assert expected.ground_scale is not None and abs(expected.ground_scale - 1.0) > 0.01
-    depth = imgmsg_to_numpy(received[0])
+    depth = imgmsg_to_numpy(received[-1])
     np.testing.assert_allclose(depth, expected.depth, rtol=1e-4, atol=1e-4)
     assert not np.allclose(depth, plain.depth, rtol=1e-3)
 
