@@ -75,6 +75,14 @@ def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     return points
 
 
+def stride_intrinsics(K: np.ndarray, stride: int) -> np.ndarray:
+    """K (3, 3) of the image subsampled as image[::stride, ::stride]: pixel (v, u) of the
+    subsampled grid is (v * stride, u * stride) of the original, so fx, fy, cx, cy / stride."""
+    scaled = np.array(K, np.float64)
+    scaled[:2] /= stride
+    return scaled
+
+
 def scale_intrinsics(K: np.ndarray, from_size: tuple[int, int],
                      to_size: tuple[int, int]) -> np.ndarray:
     """Intrinsics for the same camera after resizing its image from from_size to to_size.

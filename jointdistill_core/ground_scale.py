@@ -21,11 +21,11 @@ import math
 import numpy as np
 
 from jointdistill_core.classes import FLAT
-from jointdistill_core.geometry import backproject
+from jointdistill_core.geometry import backproject, stride_intrinsics
 
 # Fewer ground pixels than this (at the image's resolution) and no scale is estimated.
 MIN_GROUND_PIXELS = 200
-# The fit uses at most this many ground pixels, taken on a regular grid (a few ms a frame).
+# The fit uses about this many ground pixels, taken on a regular grid (a few ms a frame).
 MAX_FIT_POINTS = 2048
 IRLS_ITERATIONS = 20
 # Residual, as a fraction of the plane's distance from the camera, at which a point's weight
@@ -72,12 +72,14 @@ def ground_scale(depth: np.ndarray, labels: np.ndarray, K: np.ndarray, camera_he
     """
     if not camera_height > 0:
         raise ValueError(f'camera_height must be > 0 metres, got {camera_height}')
-    rows, cols = np.nonzero((labels == ground_class) & np.isfinite(depth) & (depth > 0))
-    if rows.size < MIN_GROUND_PIXELS:
+    ground = (labels == ground_class) & np.isfinite(depth) & (depth > 0)
+    count = int(np.count_nonzero(ground))
+    if count < MIN_GROUND_PIXELS:
         return None
-    step = max(1, math.ceil(rows.size / MAX_FIT_POINTS))
-    points = backproject(depth, K)[rows[::step], cols[::step]].astype(np.float64)
-    plane = fit_plane(points)
+    # Back-project only a regular grid holding about MAX_FIT_POINTS ground pixels.
+    stride = max(1, math.ceil(math.sqrt(count / MAX_FIT_POINTS)))
+    grid = backproject(depth[::stride, ::stride], stride_intrinsics(K, stride))
+    plane = fit_plane(grid[ground[::stride, ::stride]].astype(np.float64))
     if plane is None:
         return None
     normal, height = plane

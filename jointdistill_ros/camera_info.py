@@ -42,11 +42,3 @@ def output_camera_info(info: CameraInfo | None, header, height: int,
         out.distortion_model, out.d, out.r = info.distortion_model, list(info.d), list(info.r)
     out.k, out.p = K.ravel().tolist(), P.ravel().tolist()
     return out, K
-
-
-def stride_intrinsics(K: np.ndarray, stride: int) -> np.ndarray:
-    """K (3, 3) of the image subsampled as image[::stride, ::stride]: pixel (v, u) of the
-    subsampled grid is (v * stride, u * stride) of the original, so fx, fy, cx, cy / stride."""
-    scaled = np.array(K, np.float64)
-    scaled[:2] /= stride
-    return scaled

@@ -23,10 +23,10 @@ from std_msgs.msg import Float32, Header
 
 from jointdistill_core.bags.compressed import compressed_to_rgb
 from jointdistill_core.bags.layout import COMPRESSED_SUFFIX
-from jointdistill_core.geometry import backproject
+from jointdistill_core.geometry import backproject, stride_intrinsics
 from jointdistill_core.inference import Prediction
 from jointdistill_core.visualize import colorize_depth, colorize_labels, overlay_labels
-from jointdistill_ros.camera_info import stride_intrinsics, usable_camera_info
+from jointdistill_ros.camera_info import usable_camera_info
 from jointdistill_ros.diagnostics import FrameStats, InputFaultLog
 from jointdistill_ros.image_codec import ImageCodecError, numpy_to_imgmsg, to_rgb8
 from jointdistill_ros.parameters import CameraSettings, NodeSettings

@@ -156,11 +156,23 @@ def test_predictor_protocol_scores_each_frame_at_its_size_with_its_K(tmp_path):
 
 
 def test_camera_height_rescales_each_frame_to_its_ground_under_the_predictor_protocol(
-        tmp_path, tiny_student, capsys):
+        tmp_path, capsys):
+    """The shipped student on two rendered streets (a road to fit in each): the metrics with
+    --camera-height are those of the Predictor's rescaled depth, not of its plain depth."""
+    from conftest import REPO_ROOT
+    from jointdistill_core.data.synthetic import SceneMix, render_scene
     from jointdistill_core.inference import Predictor
     root = tmp_path / 'frames'
-    _write_depth_folder(root, [(64, 128), (64, 128)], [4.0, 9.0])
-    checkpoint, data = str(tmp_path / 'student'), f'folder:{root}'
+    for name in ('rgb', 'depth', 'K'):
+        (root / name).mkdir(parents=True)
+    scenes = [render_scene(seed, 192, 256, SceneMix.parse('road=1'), (60.0, 60.0),
+                           camera_effects=False) for seed in (21, 22)]
+    for i, scene in enumerate(scenes):
+        cv2.imwrite(str(root / 'rgb' / f'{i}.png'), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
+        np.save(root / 'depth' / f'{i}.npy', scene.depth.astype(np.float32))
+        np.save(root / 'K' / f'{i}.npy', scene.K)
+    checkpoint = str(REPO_ROOT / 'models' / 'jointdistill_student')
+    data = f'folder:{root}'
     assert main(['evaluate', '--checkpoint', checkpoint, '--data', data, '--camera-height', '1.5',
                  '--out', str(tmp_path / 'network')]) == 2
     assert '--camera-height belongs to the predictor protocol' in capsys.readouterr().err
@@ -172,16 +184,20 @@ def test_camera_height_rescales_each_frame_to_its_ground_under_the_predictor_pro
                  'predictor', '--camera-height', '1.5', '--out', str(tmp_path / 'eval')]) == 0
     report = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
     assert report['camera_height'] == 1.5
-    predictor = Predictor.from_model(tiny_student, (64, 128), device='cpu')
-    scales, relative = [], []
-    for i, truth in enumerate((4.0, 9.0)):
+    predictor = Predictor.from_checkpoint(checkpoint, device='cpu')
+    scaled, plain = [], []
+    for i, scene in enumerate(scenes):
         image = cv2.cvtColor(cv2.imread(str(root / 'rgb' / f'{i}.png')), cv2.COLOR_BGR2RGB)
-        prediction = predictor.predict(image, np.load(root / 'K' / f'{i}.npy'), 1.5)
-        scales.append(prediction.ground_scale)
-        relative.append(np.abs(prediction.depth - truth).ravel() / truth)
+        K, valid = np.load(root / 'K' / f'{i}.npy'), scene.depth > 0
+        prediction = predictor.predict(image, K, 1.5)
+        assert prediction.ground_scale is not None  # the road fitted in this frame
+        scaled.append(np.abs(prediction.depth - scene.depth)[valid] / scene.depth[valid])
+        unscaled = predictor.predict(image, K).depth
+        plain.append(np.abs(unscaled - scene.depth)[valid] / scene.depth[valid])
     metrics = report['metrics']
-    assert metrics['ground_scaled_frames'] == sum(s is not None for s in scales) / 2
-    assert metrics['abs_rel'] == pytest.approx(float(np.concatenate(relative).mean()), rel=1e-5)
+    assert metrics['ground_scaled_frames'] == 1.0
+    assert metrics['abs_rel'] == pytest.approx(float(np.concatenate(scaled).mean()), rel=1e-4)
+    assert abs(metrics['abs_rel'] - float(np.concatenate(plain).mean())) > 1e-3
 
 
 def test_sparse_ground_truth_grows_to_patches_and_leaves_the_rest_invalid():

@@ -12,10 +12,9 @@ import pytest
 import torch
 from sensor_msgs.msg import Image
 
-from jointdistill_core.geometry import backproject
+from jointdistill_core.geometry import backproject, stride_intrinsics
 from jointdistill_core.inference import Predictor, _labels_from_logits, resolve_backend
 from jointdistill_core.openmp import passive_openmp_waiting
-from jointdistill_ros.camera_info import stride_intrinsics
 from jointdistill_ros.parameters import PARAMETERS, ConfigureError, settings_from_values
 from node_helpers import NodeProcess, TestNode, pattern_image, rgb_image_message, save_tiny_student
 
