@@ -257,6 +257,10 @@ def test_bad_study_configs_name_the_key(tmp_path):
         load_study_config(path, ['jobs=0'])
     with pytest.raises(ConfigError, match='notes: no such file: missing.md'):
         load_study_config(path, ['notes=missing.md'])
+    with pytest.raises(ConfigError, match='evaluation.qualitative_tests: .*: tset'):
+        load_study_config(path, ['evaluation.qualitative_tests=[test, tset]'])
+    with pytest.raises(ConfigError, match='evaluation.qualitative_tests: .*empty list'):
+        load_study_config(path, ['evaluation.qualitative_tests=[]'])
     with pytest.raises(ConfigError, match='--only: unknown variant.*xdistil'):
         select_variants(load_study_config(path), ['xdistil'])
     assert main(['study', '--config', str(path), '--only', 'nope', '--no-progress']) == 2

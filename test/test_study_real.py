@@ -190,6 +190,10 @@ def test_real_study_page_and_json_are_computed_from_the_runs(real_data, tmp_path
     assert report['budget']['invocations'][0]['runs_trained'] == 8  # 2 teachers, 2 tuning, 4
     for figure in ('weights', 'qualitative'):
         assert (tmp_path / 'docs' / report['figures'][figure]).read_bytes()[:4] == b'\x89PNG'
+    # Only the synthetic frames are drawn (the real frames' licences forbid publishing them).
+    assert report['qualitative_tests'] == ['synthetic test split']
+    assert ('The first frames of synthetic test split (not drawn: CamVid val, outdoor depth '
+            '(KITTI), indoor depth (NYUv2 + Kinect)') in page
     assert records['jointdistill'][0]['command'] in page
     assert f'camvid:{real_data / "camvid"}' in records['mtl'][0]['command']
 
@@ -228,8 +232,8 @@ def test_missing_real_data_paths_are_errors_naming_the_key(real_data, tmp_path, 
                                real_data=real_data)
     assert config.tests[2].spec == f'folder:{tmp_path / "elsewhere"}'
     with pytest.raises(ConfigError, match=r'tests\[0\]\.spec: \{camvidd\} is not a key of paths'):
-        load_study_config(REAL, ['tests=[{name: a, spec: "camvid:{camvidd}", metrics: [miou]}]'],
-                          real_data=real_data)
+        load_study_config(REAL, ['tests=[{name: a, spec: "camvid:{camvidd}", metrics: [miou]}]',
+                                 'evaluation.qualitative_tests=[a]'], real_data=real_data)
 
 
 def test_shipped_real_study_config(real_data, monkeypatch):

@@ -158,11 +158,14 @@ class EvaluationConfig:
     batch_size: frames per forward pass of the network protocol.
     latency_repeats: Predictor calls per model for the median latency (ms).
     qualitative_frames: frames of each test set in the qualitative figure.
+    qualitative_tests: names of the test sets drawn in that figure (null = all); leave out
+    data whose licence forbids publishing pictures of its frames.
     trajectory_variant: the variant whose teacher-weight trajectories are plotted."""
     checkpoint: Literal['best', 'last'] = 'best'
     batch_size: int = setting(8, ge=1)
     latency_repeats: int = setting(20, ge=1)
     qualitative_frames: int = setting(3, ge=1)
+    qualitative_tests: list[str] | None = None
     trajectory_variant: str = 'jointdistill'
 
 
@@ -271,6 +274,12 @@ def validate(config: StudyConfig, source: str) -> StudyConfig:
     _check_tests(config.tests, 'tests', fail)
     if not config.delta_m_keys():
         fail('tests', 'no test set names `metrics` for delta_m')
+    shown = config.evaluation.qualitative_tests
+    if shown is not None:
+        unknown = sorted(set(shown) - {test.name for test in config.tests})
+        if not shown or unknown:
+            fail('evaluation.qualitative_tests', f'names no test set of `tests`: '
+                                                 f'{", ".join(unknown) or "empty list"}')
     if config.tuning is not None:
         _validate_tuning(config.tuning, names, fail)
     unique('tests', [test.name for test in config.tests]

@@ -167,6 +167,16 @@ def _reproduce(report: dict) -> list[str]:
     return lines + ['']
 
 
+def _qualitative_sets(report: dict) -> str:
+    """Which test sets the qualitative figure draws, in words."""
+    shown = report.get('qualitative_tests')
+    if shown is None or len(shown) == len(report['setup']['tests']):
+        return 'every test set'
+    left_out = [test['title'] for test in report['setup']['tests'] if test['title'] not in shown]
+    return (f'{", ".join(shown)} (not drawn: {", ".join(left_out)}; '
+            '`evaluation.qualitative_tests`)')
+
+
 def _figures(report: dict) -> list[str]:
     figures = report['figures']
     lines = ['## Teacher weights of JointDistill', '']
@@ -179,7 +189,8 @@ def _figures(report: dict) -> list[str]:
     lines += ['', '## Qualitative comparison', '']
     if figures.get('qualitative'):
         lines += [f'![qualitative]({figures["qualitative"]})', '',
-                  'The first frames of every test set through every model (first seed), each '
+                  f'The first frames of {_qualitative_sets(report)} through every model '
+                  '(first seed), each '
                   'frame at its own resolution through the Predictor with its K: depth colour '
                   'map (near = red, far = blue, one scale per frame; sparse ground truth '
                   'grown to patches) above the label colours; white = not annotated or not '

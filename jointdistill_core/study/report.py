@@ -125,9 +125,9 @@ def _budget(config: StudyConfig, teachers: dict, tuning: dict, runs: dict) -> di
 
 def _qualitative(config: StudyConfig, teachers: dict, checkpoints: dict[str, str],
                  num_classes: int, path: Path) -> None:
-    """The qualitative grid: the first frames of every test set through every model."""
+    """The qualitative grid: the first frames of the drawn test sets through every model."""
     frames = []
-    for test in config.tests:
+    for test in qualitative_tests(config):
         dataset, _ = load_test_set(config, test, num_classes)
         count = min(config.evaluation.qualitative_frames, len(dataset))
         frames += [(f'{test.label()} {index}', dataset[index]) for index in range(count)]
@@ -139,6 +139,12 @@ def _qualitative(config: StudyConfig, teachers: dict, checkpoints: dict[str, str
     columns.update({name: predict_samples(checkpoint, samples)
                     for name, checkpoint in checkpoints.items()})
     plot_qualitative(frames, columns, num_classes, path)
+
+
+def qualitative_tests(config: StudyConfig) -> list:
+    """The test sets drawn in the qualitative figure, in config order."""
+    shown = config.evaluation.qualitative_tests
+    return [test for test in config.tests if shown is None or test.name in shown]
 
 
 def _latency_image(config: StudyConfig, size: tuple[int, int], num_classes: int
@@ -192,6 +198,7 @@ def build_report(config: StudyConfig, teachers: dict[str, dict],
             'the baseline', 'teachers': teacher_rows, 'teacher_baseline': baseline,
             'variants': summary, 'finding': facts, 'questions': questions,
             'budget': _budget(config, teachers, tuning, runs), 'figures': figures,
+            'qualitative_tests': [test.label() for test in qualitative_tests(config)],
             'notes': Path(config.notes).read_text() if config.notes else None,
             'weight_trajectories': {config.evaluation.trajectory_variant: trajectories},
             'latency_device': next(iter(measured.values()))['device']}
